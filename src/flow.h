@@ -1,0 +1,223 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The flow table: connection tracking shared by all workers.
+ *
+ * One struct xlb_flow per connection, hashed in one liburcu cds_lfht under
+ * both its original tuple and its reply tuple (after NAT), so a packet of
+ * either direction, arriving on any queue, finds it with one lookup.
+ *
+ * RCU rules: workers are QSBR readers. Lookups, inserts and deletes run on
+ * the read side; a deleted flow is freed with call_rcu, so a pointer got
+ * from a lookup stays valid until the caller's next quiescent state.
+ * Counters in a flow are written without atomics (see xlb_flow_account).
+ */
+#ifndef XLB_FLOW_H
+#define XLB_FLOW_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <urcu-qsbr.h>
+#include <urcu/rculfhash.h>
+
+#include "config.h"
+#include "packet.h"
+#include "xlb/tuple.h"
+
+enum xlb_dir { XLB_DIR_ORIG = 0, XLB_DIR_REPLY = 1 };
+
+/* What a packet is to conntrack (the kernel's ctinfo). */
+enum xlb_ctinfo {
+	XLB_CTINFO_NEW,
+	XLB_CTINFO_ESTABLISHED,
+	XLB_CTINFO_RELATED,
+	XLB_CTINFO_INVALID,
+	XLB_CTINFO_UNTRACKED,
+};
+
+/* TCP states, in the kernel's order (enum tcp_conntrack). */
+enum xlb_tcp_state {
+	XLB_TCP_NONE,
+	XLB_TCP_SYN_SENT,
+	XLB_TCP_SYN_RECV,
+	XLB_TCP_ESTABLISHED,
+	XLB_TCP_FIN_WAIT,
+	XLB_TCP_CLOSE_WAIT,
+	XLB_TCP_LAST_ACK,
+	XLB_TCP_TIME_WAIT,
+	XLB_TCP_CLOSE,
+	XLB_TCP_SYN_SENT2,
+	XLB_TCP_MAX,
+	XLB_TCP_IGNORE,
+	XLB_TCP_INVALID,
+};
+
+/* status bits (as IPS_*) */
+#define XLB_FLOW_SEEN_REPLY  (1u << 0)
+#define XLB_FLOW_ASSURED     (1u << 1)
+#define XLB_FLOW_DYING       (1u << 2)   /* removed from the table */
+
+struct xlb_flow_counter {
+	uint64_t packets;
+	uint64_t bytes;
+};
+
+/* Per-direction TCP window tracking state (as struct ip_ct_tcp_state). */
+struct xlb_tcp_window {
+	uint32_t td_end;
+	uint32_t td_maxend;
+	uint32_t td_maxwin;
+	uint32_t td_maxack;
+	uint8_t td_scale;
+	uint8_t flags;
+};
+
+/*
+ * Layout: the two hash nodes come first and the entry is 64-byte aligned,
+ * so which node a lookup found (hence the packet's direction) is read from
+ * the node's address: node[0] sits on a cache-line boundary, node[1] does
+ * not. The fields every packet reads follow on the same line.
+ */
+struct xlb_flow {
+	struct cds_lfht_node node[2];      /* [XLB_DIR_ORIG], [XLB_DIR_REPLY] */
+	struct xlb_tuple tuple[2];         /* orig, reply (after NAT) */
+	uint64_t expires;                  /* ns, CLOCK_MONOTONIC */
+	uint32_t status;                   /* XLB_FLOW_* */
+	uint16_t service_id;
+	uint16_t backend_id;
+	uint8_t tcp_state;                 /* enum xlb_tcp_state */
+	uint8_t l4proto;
+	uint8_t last_dir, last_index;      /* TCP tracker bookkeeping */
+	uint8_t retrans;
+	uint8_t lock;                      /* TCP tracker spinlock: two queues, two directions */
+	uint16_t pad;
+	uint32_t mark;
+	uint32_t nh_gen[2];                /* route generation nh_mac[dir] was resolved at */
+	uint8_t nh_mac[2][6];              /* next-hop MAC per direction */
+	struct xlb_flow_counter counter[2];
+	struct xlb_tcp_window win[2];
+	uint32_t last_seq, last_ack, last_end;
+	uint16_t last_win;
+	uint64_t start;                    /* ns, CLOCK_REALTIME, for -o timestamp */
+	struct rcu_head rcu;
+} __attribute__((aligned(64)));
+
+/* Per-worker statistics, the kernel's names (conntrack -S). Written by one
+ * worker only; the control plane sums them. */
+struct xlb_ct_stats {
+	uint64_t found;
+	uint64_t invalid;
+	uint64_t insert;
+	uint64_t insert_failed;
+	uint64_t drop;
+	uint64_t early_drop;
+	uint64_t error;
+	uint64_t search_restart;
+	uint64_t clash_resolve;
+	uint64_t chaintoolong;
+} __attribute__((aligned(64)));
+
+struct xlb_ct;
+
+/*
+ * Create a table bounded to `max` entries with `buckets` initial buckets
+ * (a power of two), timeouts and switches from conf. The hash seed is
+ * random. Returns NULL and sets errno.
+ */
+struct xlb_ct *xlb_ct_create(const struct xlb_ct_conf *conf);
+
+/* Apply new timeouts, tcp_loose, tcp_be_liberal and max (reload). */
+void xlb_ct_set_conf(struct xlb_ct *ct, const struct xlb_ct_conf *conf);
+
+/* Free every entry and the table. No reader may be using it. */
+void xlb_ct_destroy(struct xlb_ct *ct);
+
+uint32_t xlb_ct_hash(const struct xlb_ct *ct, const struct xlb_tuple *t);
+
+/*
+ * Find the flow with orig or reply tuple equal to *t (hash from
+ * xlb_ct_hash). Expired entries never match, even before the collector has
+ * removed them. Sets *dir to the direction of t. RCU read side.
+ */
+struct xlb_flow *xlb_ct_lookup(struct xlb_ct *ct, const struct xlb_tuple *t, uint32_t hash,
+			       uint64_t now, enum xlb_dir *dir);
+
+/*
+ * Whether a packet with no entry may create one (TCP: a SYN, or with
+ * tcp_loose any non-RST/FIN segment with ACK as the kernel's tcp_new(); UDP
+ * and ICMP echo requests: yes).
+ */
+bool xlb_ct_may_create(const struct xlb_ct *ct, const struct xlb_pkt *p);
+
+/*
+ * Allocate a flow for orig/reply, not yet visible to lookups. Its state is
+ * set from the first packet by xlb_ct_track() after insertion. Returns NULL
+ * (st->drop counted) on allocation failure.
+ */
+struct xlb_flow *xlb_ct_alloc(struct xlb_ct *ct, const struct xlb_tuple *orig,
+			      const struct xlb_tuple *reply, uint64_t now);
+
+/*
+ * Publish f under both tuples. Returns the flow that now owns the original
+ * tuple: f; or the winner of an insert race, in which case f is released
+ * and st->clash_resolve counted (the kernel's DNS race: the loser adopts the
+ * winner and its backend); or NULL when the flow cannot be inserted (reply
+ * tuple owned by another flow: st->insert_failed; table full and nothing
+ * could be early-dropped: st->drop), f released. When the table is over
+ * `max`, an entry that is not ASSURED near f's hash is evicted first
+ * (st->early_drop). RCU read side.
+ */
+struct xlb_flow *xlb_ct_insert(struct xlb_ct *ct, struct xlb_flow *f, struct xlb_ct_stats *st);
+
+/*
+ * Remove f from the table and free it after a grace period. Any RCU reader
+ * may call it; when several race, exactly one gets true.
+ */
+bool xlb_ct_delete(struct xlb_ct *ct, struct xlb_flow *f);
+
+/*
+ * Track a packet of an existing flow in direction dir: TCP state machine,
+ * SEEN_REPLY/ASSURED, timeout. Returns the packet's ctinfo; INVALID packets
+ * leave the flow unchanged and are to be dropped. For a packet that reopens
+ * a closed TCP connection (SYN on TIME_WAIT/CLOSE) the flow is deleted and
+ * XLB_CTINFO_NEW returned: the caller creates a fresh one.
+ */
+enum xlb_ctinfo xlb_ct_track(struct xlb_ct *ct, struct xlb_flow *f, enum xlb_dir dir,
+			     const struct xlb_pkt *p, uint64_t now);
+
+/* Add one packet of `bytes` (the IP datagram length) to f's counters for
+ * dir. Plain stores: a direction is handled by one queue (RSS hashes a
+ * 5-tuple to one queue), so concurrent updates of one counter are rare
+ * enough that an occasional lost increment is the price of no atomics. */
+static inline void xlb_flow_account(struct xlb_flow *f, enum xlb_dir dir, uint32_t bytes)
+{
+	f->counter[dir].packets++;
+	f->counter[dir].bytes += bytes;
+}
+
+/* Seconds left before f expires (0 when expired). */
+uint32_t xlb_flow_timeout_left(const struct xlb_flow *f, uint64_t now);
+
+/*
+ * Garbage collection slice: look at up to `budget` entries from where the
+ * previous slice stopped, delete expired ones. Returns how many were
+ * deleted. Call from one thread only (the collector), online as an RCU
+ * reader; it may go quiescent between calls.
+ */
+unsigned xlb_ct_gc(struct xlb_ct *ct, uint64_t now, unsigned budget);
+
+uint32_t xlb_ct_count(const struct xlb_ct *ct);
+uint32_t xlb_ct_max(const struct xlb_ct *ct);
+
+/* Visit every live entry once. RCU read side for the whole walk; fn may call
+ * xlb_ct_delete on the flow it is given. Stops early when fn returns nonzero
+ * and returns that value. */
+typedef int (*xlb_ct_iter_fn)(struct xlb_flow *f, void *arg);
+int xlb_ct_foreach(struct xlb_ct *ct, xlb_ct_iter_fn fn, void *arg);
+
+const char *xlb_tcp_state_name(enum xlb_tcp_state s);   /* "ESTABLISHED", ... */
+
+/* Monotonic and wall clocks in ns. */
+uint64_t xlb_now_ns(void);
+
+#endif
