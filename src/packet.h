@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * Header parsing for the packet path: Ethernet (+ one 802.1Q tag), IPv4,
- * IPv6, TCP, UDP, ICMP and ICMPv6. Bounds-checked against the frame length;
- * never reads past `len`.
+ * Header parsing for the packet path: Ethernet (+ one 802.1Q or 802.1ad
+ * tag), IPv4, IPv6, TCP, UDP, ICMP and ICMPv6. Bounds-checked against the
+ * frame length; never reads past `len`.
  */
 #ifndef XLB_PACKET_H
 #define XLB_PACKET_H
@@ -14,11 +14,16 @@
 
 enum xlb_parse_result {
 	XLB_PARSE_OK = 0,
-	XLB_PARSE_NOT_IP,        /* ARP, LLDP, ...: not for us */
-	XLB_PARSE_TRUNCATED,     /* a header runs past the frame */
-	XLB_PARSE_BAD_HEADER,    /* IHL < 5, version != ethertype, bad lengths */
-	XLB_PARSE_FRAGMENT,      /* IPv4/IPv6 fragment: no usable L4 header */
-	XLB_PARSE_UNSUPPORTED,   /* an L4 protocol we do not track */
+	XLB_PARSE_NOT_IP,        /* ARP, LLDP, a second VLAN tag, ...: not for us */
+	XLB_PARSE_TRUNCATED,     /* a header, or the IP datagram, runs past the frame */
+	XLB_PARSE_BAD_HEADER,    /* IHL < 5, version != ethertype, bad lengths: a
+	                          * header that runs past its IP datagram, TCP data
+	                          * offset < 5, UDP length < 8 or past the datagram */
+	XLB_PARSE_FRAGMENT,      /* IPv4/IPv6 fragment: no usable L4 header
+	                          * (tuple addresses and proto are filled) */
+	XLB_PARSE_UNSUPPORTED,   /* an L4 protocol we do not track, too many IPv6
+	                          * extension headers, or a routing header with
+	                          * segments left (tuple addresses and proto filled) */
 	XLB_PARSE_MAX,
 };
 
@@ -40,12 +45,18 @@ struct xlb_pkt {
 	uint16_t l3_len;         /* IP datagram length per its header (<= len - l3_off) */
 	uint16_t l4_len;         /* bytes from l4_off to the end of the IP datagram */
 	uint16_t payload_off;    /* first byte after the L4 header */
-	uint16_t vlan_tci;       /* valid when has_vlan */
+	uint16_t vlan_tci;       /* valid when has_vlan; host byte order */
 	bool has_vlan;
 	uint8_t tcp_flags;       /* TCP only */
 	uint8_t icmp_type;       /* ICMP/ICMPv6 only */
 	uint8_t icmp_code;
-	struct xlb_tuple tuple;  /* as seen on the wire; zone 0 */
+	/* As seen on the wire; zone 0. TCP/UDP: ports. ICMP and ICMPv6:
+	 * dport = htons(type) and, for echo request/reply, sport = the
+	 * identifier as it sits in the packet (0 for other types), the fields
+	 * nf_conntrack_icmp keys on. The ICMP code is in icmp_code only. Note
+	 * that xlb_tuple_invert() does not give an echo's reply tuple: the
+	 * reply keeps the identifier in sport and has the reply type. */
+	struct xlb_tuple tuple;
 };
 
 /*

@@ -1,0 +1,450 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <urcu-qsbr.h>
+
+#include "log.h"
+#include "nat.h"
+#include "packet.h"
+#include "worker.h"
+
+/* Branch hints only where the packet path has a clear common case: an
+ * established flow with a cached next hop. */
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+/* How long a frame may wait for its next hop's MAC: about what the kernel
+ * waits for ARP/ND to give up (3 probes a second apart). */
+#define HOLD_NS (3ull * 1000 * 1000 * 1000)
+/* Empty polls of the rx ring before the worker sleeps in poll(): long
+ * enough to ride out gaps in a burst, short enough not to burn a core of
+ * a mostly idle node. */
+#define IDLE_SPINS 32
+#define IDLE_SLEEP_MS 10
+
+static inline uint64_t mix64(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdull;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ull;
+	x ^= x >> 33;
+	return x;
+}
+
+uint64_t xlb_flow_hash5(const struct xlb_tuple *t)
+{
+	uint64_t h = 0x2545f4914f6cdd1dull ^ t->proto;
+
+	h = mix64(h ^ t->src.q[0]);
+	h = mix64(h ^ t->src.q[1]);
+	h = mix64(h ^ t->dst.q[0]);
+	h = mix64(h ^ t->dst.q[1]);
+	return mix64(h ^ ((uint64_t)t->sport << 16 | t->dport));
+}
+
+/*
+ * Make the packet, which matches f->tuple[dir], leave as the inverse of
+ * the other direction's tuple: on the original direction that is DNAT to
+ * the backend, on replies the source goes back to the VIP. Written in terms
+ * of the two tuples only, so source NAT (full-NAT) needs no change here.
+ */
+static inline void nat_rewrite(struct xlb_pkt *p, const struct xlb_flow *f, enum xlb_dir dir)
+{
+	const struct xlb_tuple *other = &f->tuple[!dir];
+
+	if (p->tuple.dport != other->sport || !xlb_addr_eq(&p->tuple.dst, &other->src))
+		xlb_nat_set_dst(p, &other->src, other->sport);
+	if (p->tuple.sport != other->dport || !xlb_addr_eq(&p->tuple.src, &other->dst))
+		xlb_nat_set_src(p, &other->dst, other->dport);
+}
+
+/* A new connection to a service: Maglev picks the backend, conntrack
+ * records it. Returns the flow (ours, or the one another worker inserted
+ * first) or NULL with *reason set. Cold next to the established path. */
+static __attribute__((noinline)) struct xlb_flow *
+create_flow(struct xlb_worker *w, const struct xlb_services *svcs, const struct xlb_pkt *p,
+	    uint64_t now, enum xlb_drop_reason *reason)
+{
+	struct xlb_ct *ct = w->dp->ct;
+	const struct xlb_service *svc;
+	const struct xlb_backend *be;
+	struct xlb_tuple reply;
+	struct xlb_flow *f, *won;
+	uint16_t idx;
+
+	svc = svcs ? xlb_services_find(svcs, &p->tuple) : NULL;
+	if (!svc) {
+		*reason = XLB_DROP_NO_FLOW;
+		return NULL;
+	}
+	if (!xlb_ct_may_create(ct, p)) {
+		w->ct_stats.invalid++;
+		*reason = XLB_DROP_INVALID;
+		return NULL;
+	}
+	idx = xlb_maglev_lookup(svc->maglev, xlb_flow_hash5(&p->tuple));
+	if (idx == XLB_MAGLEV_NONE) {
+		*reason = XLB_DROP_NO_BACKEND;
+		return NULL;
+	}
+	be = &svc->backends[idx];
+	reply.src = be->ep.addr;
+	reply.sport = be->ep.port;
+	reply.dst = p->tuple.src;
+	reply.dport = p->tuple.sport;
+	reply.proto = p->tuple.proto;
+	reply.family = p->tuple.family;
+	reply.zone = p->tuple.zone;
+
+	f = xlb_ct_alloc(ct, &p->tuple, &reply, now);
+	if (!f) {
+		w->ct_stats.drop++;
+		*reason = XLB_DROP_CT_FULL;
+		return NULL;
+	}
+	f->service_id = svc->id;
+	f->backend_id = idx;
+	won = xlb_ct_insert(ct, f, &w->ct_stats);
+	if (!won) {
+		*reason = XLB_DROP_CT_FULL;
+		return NULL;
+	}
+	if (won == f)
+		w->stats.new_flows++;
+	return won;
+}
+
+static inline enum xlb_verdict drop(struct xlb_worker *w, enum xlb_drop_reason r)
+{
+	w->stats.drop[r]++;
+	return XLB_VERDICT_DROP;
+}
+
+static enum xlb_verdict handle_one(struct xlb_worker *w, struct xlb_buf *b,
+				   const struct xlb_services *svcs, uint32_t gen, uint64_t now)
+{
+	struct xlb_ct *ct = w->dp->ct;
+	enum xlb_drop_reason reason;
+	enum xlb_parse_result pr;
+	enum xlb_ctinfo ctinfo;
+	struct xlb_flow *f;
+	enum xlb_dir dir;
+	struct xlb_pkt p;
+	uint8_t mac[6];
+
+	pr = xlb_pkt_parse(&p, b->data, b->len);
+	if (unlikely(pr != XLB_PARSE_OK))
+		return drop(w, pr == XLB_PARSE_FRAGMENT || pr == XLB_PARSE_UNSUPPORTED ?
+				       XLB_DROP_UNSUPPORTED : XLB_DROP_PARSE);
+	/* ICMP errors (RELATED) are the conntrack issue's; until then they are
+	 * counted, not forwarded half-translated. */
+	if (unlikely(p.tuple.proto != IPPROTO_TCP && p.tuple.proto != IPPROTO_UDP))
+		return drop(w, XLB_DROP_UNSUPPORTED);
+
+	f = xlb_ct_lookup(ct, &p.tuple, xlb_ct_hash(ct, &p.tuple), now, &dir);
+	if (likely(f != NULL)) {
+		w->ct_stats.found++;
+		ctinfo = xlb_ct_track(ct, f, dir, &p, now);
+		if (unlikely(ctinfo == XLB_CTINFO_INVALID)) {
+			w->ct_stats.invalid++;
+			return drop(w, XLB_DROP_INVALID);
+		}
+		/* A SYN reopening a closed connection: the tracker removed the
+		 * old entry; the new connection gets a fresh backend choice. */
+		if (unlikely(ctinfo == XLB_CTINFO_NEW && dir == XLB_DIR_ORIG))
+			f = NULL;
+	}
+	if (!f) {
+		f = create_flow(w, svcs, &p, now, &reason);
+		if (!f)
+			return drop(w, reason);
+		dir = XLB_DIR_ORIG;
+		ctinfo = xlb_ct_track(ct, f, dir, &p, now);
+		if (unlikely(ctinfo == XLB_CTINFO_INVALID)) {
+			w->ct_stats.invalid++;
+			return drop(w, XLB_DROP_INVALID);
+		}
+	}
+
+	xlb_flow_account(f, dir, p.l3_len);
+	nat_rewrite(&p, f, dir);
+
+	/* The next hop's MAC, cached in the flow per direction until routes
+	 * or neighbours change (gen + 1 so a zeroed entry never matches). A
+	 * racing worker may write the same slot; both write what the route
+	 * table says for this generation. */
+	if (likely(__atomic_load_n(&f->nh_gen[dir], __ATOMIC_ACQUIRE) == gen + 1)) {
+		memcpy(mac, f->nh_mac[dir], 6);
+	} else {
+		switch (xlb_route_nexthop(w->dp->route, &p.tuple.dst, p.tuple.family, mac)) {
+		case XLB_NH_OK:
+			memcpy(f->nh_mac[dir], mac, 6);
+			__atomic_store_n(&f->nh_gen[dir], gen + 1, __ATOMIC_RELEASE);
+			break;
+		case XLB_NH_PENDING:
+			b->nh = p.tuple.dst;
+			b->family = p.tuple.family;
+			return XLB_VERDICT_HOLD;
+		default:
+			return drop(w, XLB_DROP_UNREACHABLE);
+		}
+	}
+	memcpy(b->data, mac, 6);
+	memcpy(b->data + 6, w->dp->if_mac, 6);
+	return XLB_VERDICT_TX;
+}
+
+unsigned xlb_worker_handle_burst(struct xlb_worker *w, struct xlb_buf *bufs, unsigned n,
+				 uint64_t now)
+{
+	const struct xlb_services *svcs = rcu_dereference(w->dp->services);
+	uint32_t gen = xlb_route_gen(w->dp->route);
+	unsigned ntx = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		bufs[i].verdict = handle_one(w, &bufs[i], svcs, gen, now);
+		ntx += bufs[i].verdict == XLB_VERDICT_TX;
+	}
+	return ntx;
+}
+
+static bool tx_one(struct xlb_worker *w, uint64_t addr, uint32_t len)
+{
+	struct xlb_xsk *s = &w->xsk;
+	uint32_t idx;
+
+	if (xsk_ring_prod__reserve(&s->tx, 1, &idx) != 1) {
+		xlb_xsk_complete(s);
+		if (xsk_ring_prod__reserve(&s->tx, 1, &idx) != 1)
+			return false;
+	}
+	xsk_ring_prod__tx_desc(&s->tx, idx)->addr = addr;
+	xsk_ring_prod__tx_desc(&s->tx, idx)->len = len;
+	xsk_ring_prod__submit(&s->tx, 1);
+	s->tx_outstanding++;
+	w->stats.tx_packets++;
+	w->stats.tx_bytes += len;
+	return true;
+}
+
+static void hold_frame(struct xlb_worker *w, const struct xlb_buf *b, uint64_t now)
+{
+	struct xlb_hold *h;
+
+	if (w->n_hold == XLB_HOLD_MAX) {
+		xlb_xsk_free_frame(&w->xsk, b->addr);
+		w->stats.drop[XLB_DROP_NEIGH]++;
+		return;
+	}
+	h = &w->hold[w->n_hold++];
+	h->addr = b->addr;
+	h->len = b->len;
+	h->family = b->family;
+	h->nh = b->nh;
+	h->deadline = now + HOLD_NS;
+	w->stats.held++;
+}
+
+/* Send what waited for a neighbour that has since been resolved; drop what
+ * waited too long. Cheap when nothing changed: one generation compare. */
+static void release_held(struct xlb_worker *w, uint64_t now)
+{
+	uint32_t gen = xlb_route_gen(w->dp->route);
+	uint32_t kept = 0;
+	bool sent = false;
+
+	if (gen == w->hold_gen && now < w->hold[0].deadline)
+		return;
+	w->hold_gen = gen;
+	for (uint32_t i = 0; i < w->n_hold; i++) {
+		struct xlb_hold *h = &w->hold[i];
+		uint8_t *data = xlb_xsk_frame(&w->xsk, h->addr);
+		enum xlb_nh_result r;
+		uint8_t mac[6];
+
+		r = xlb_route_nexthop(w->dp->route, &h->nh, h->family, mac);
+		if (r == XLB_NH_OK) {
+			memcpy(data, mac, 6);
+			memcpy(data + 6, w->dp->if_mac, 6);
+			if (tx_one(w, h->addr, h->len)) {
+				sent = true;
+			} else {
+				xlb_xsk_free_frame(&w->xsk, h->addr);
+				w->stats.drop[XLB_DROP_TX_RING]++;
+			}
+		} else if (r == XLB_NH_PENDING && now < h->deadline) {
+			w->hold[kept++] = *h;
+		} else {
+			xlb_xsk_free_frame(&w->xsk, h->addr);
+			w->stats.drop[r == XLB_NH_PENDING ? XLB_DROP_NEIGH : XLB_DROP_UNREACHABLE]++;
+		}
+	}
+	w->n_hold = kept;
+	if (sent)
+		xlb_xsk_kick_tx(&w->xsk);
+}
+
+static void transmit_burst(struct xlb_worker *w, struct xlb_buf *bufs, unsigned n, unsigned ntx,
+			   uint64_t now)
+{
+	struct xlb_xsk *s = &w->xsk;
+	uint32_t idx = 0;
+	unsigned got = 0;
+
+	if (ntx) {
+		got = xsk_ring_prod__reserve(&s->tx, ntx, &idx);
+		if (got != ntx) {
+			xlb_xsk_complete(s);
+			got = xsk_ring_prod__reserve(&s->tx, ntx, &idx);
+		}
+		if (got != ntx)
+			got = 0;    /* reserve is all or nothing */
+	}
+	for (unsigned i = 0; i < n; i++) {
+		struct xlb_buf *b = &bufs[i];
+
+		switch (b->verdict) {
+		case XLB_VERDICT_TX:
+			if (got) {
+				struct xdp_desc *d = xsk_ring_prod__tx_desc(&s->tx, idx++);
+
+				d->addr = b->addr;
+				d->len = b->len;
+				w->stats.tx_packets++;
+				w->stats.tx_bytes += b->len;
+			} else {
+				xlb_xsk_free_frame(s, b->addr);
+				w->stats.drop[XLB_DROP_TX_RING]++;
+			}
+			break;
+		case XLB_VERDICT_HOLD:
+			hold_frame(w, b, now);
+			break;
+		default:
+			xlb_xsk_free_frame(s, b->addr);
+			break;
+		}
+	}
+	if (got) {
+		xsk_ring_prod__submit(&s->tx, got);
+		s->tx_outstanding += got;
+		xlb_xsk_kick_tx(s);
+	}
+}
+
+/* Sleep until the socket has something, offline for RCU so grace periods
+ * do not wait for an idle worker. */
+static void idle_wait(struct xlb_worker *w)
+{
+	struct pollfd pfd = { .fd = w->xsk.fd, .events = POLLIN };
+
+	rcu_thread_offline();
+	poll(&pfd, 1, IDLE_SLEEP_MS);
+	rcu_thread_online();
+}
+
+static void *worker_main(void *arg)
+{
+	struct xlb_worker *w = arg;
+	struct xlb_xsk *s = &w->xsk;
+	struct xlb_buf bufs[XLB_BURST];
+	unsigned idle = 0;
+
+	rcu_register_thread();
+	while (!CMM_LOAD_SHARED(w->dp->stop)) {
+		uint32_t idx, n;
+		uint64_t now;
+		unsigned ntx;
+
+		rcu_quiescent_state();
+		xlb_xsk_complete(s);
+		n = xsk_ring_cons__peek(&s->rx, XLB_BURST, &idx);
+		if (!n) {
+			xlb_xsk_refill(s);
+			xlb_xsk_kick_tx(s);
+			if (w->n_hold)
+				release_held(w, xlb_now_ns());
+			if (++idle >= IDLE_SPINS)
+				idle_wait(w);
+			continue;
+		}
+		idle = 0;
+		for (uint32_t i = 0; i < n; i++) {
+			const struct xdp_desc *d = xsk_ring_cons__rx_desc(&s->rx, idx + i);
+
+			bufs[i].addr = d->addr;
+			bufs[i].len = d->len;
+			bufs[i].data = xlb_xsk_frame(s, d->addr);
+			w->stats.rx_bytes += d->len;
+		}
+		xsk_ring_cons__release(&s->rx, n);
+		w->stats.rx_packets += n;
+
+		now = xlb_now_ns();
+		ntx = xlb_worker_handle_burst(w, bufs, n, now);
+		transmit_burst(w, bufs, n, ntx, now);
+		if (w->n_hold)
+			release_held(w, now);
+		xlb_xsk_refill(s);
+		/* Zero-copy drivers want a nudge when the fill ring ran dry. */
+		if (xsk_ring_prod__needs_wakeup(&s->fq))
+			recvfrom(s->fd, NULL, 0, MSG_DONTWAIT, NULL, NULL);
+	}
+	/* Frames still held are in the UMEM, freed with the socket. */
+	rcu_unregister_thread();
+	return NULL;
+}
+
+int xlb_worker_open(struct xlb_worker *w, struct xlb_dataplane *dp, uint32_t id,
+		    const char *ifname, uint32_t queue, int xsks_map_fd)
+{
+	memset(w, 0, sizeof(*w));
+	w->dp = dp;
+	w->id = id;
+	w->queue = queue;
+	return xlb_xsk_open(&w->xsk, ifname, queue, xsks_map_fd, true);
+}
+
+int xlb_worker_start(struct xlb_worker *w)
+{
+	char name[16];
+	int err;
+
+	err = pthread_create(&w->thread, NULL, worker_main, w);
+	if (err)
+		return -err;
+	w->started = true;
+	snprintf(name, sizeof(name), "xlb-q%u", w->queue);
+	pthread_setname_np(w->thread, name);
+	return 0;
+}
+
+void xlb_worker_close(struct xlb_worker *w)
+{
+	if (w->started)
+		pthread_join(w->thread, NULL);
+	w->started = false;
+	xlb_xsk_close(&w->xsk);
+}
+
+const char *xlb_drop_reason_name(enum xlb_drop_reason r)
+{
+	static const char *const names[XLB_DROP_MAX] = {
+		[XLB_DROP_PARSE] = "parse",
+		[XLB_DROP_UNSUPPORTED] = "unsupported",
+		[XLB_DROP_NO_FLOW] = "no_flow",
+		[XLB_DROP_INVALID] = "invalid",
+		[XLB_DROP_NO_BACKEND] = "no_backend",
+		[XLB_DROP_CT_FULL] = "ct_full",
+		[XLB_DROP_UNREACHABLE] = "unreachable",
+		[XLB_DROP_NEIGH] = "neighbour",
+		[XLB_DROP_TX_RING] = "tx_ring",
+	};
+
+	return r < XLB_DROP_MAX ? names[r] : "?";
+}

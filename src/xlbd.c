@@ -1,0 +1,497 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * xlbd: the daemon. The main thread is the control plane: it loads the
+ * config, attaches the XDP program, starts one worker per queue, then
+ * serves signals (SIGHUP reload, SIGINT/SIGTERM stop), netlink
+ * notifications and the conntrack garbage collector from one epoll loop.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
+#include <net/if.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <urcu-qsbr.h>
+
+#include "config.h"
+#include "flow.h"
+#include "log.h"
+#include "route.h"
+#include "service.h"
+#include "worker.h"
+#include "xdp.h"
+
+#define TICK_MS 100
+/* GC budget per tick: a tenth of the table, at least this many entries, so
+ * a full pass takes about a second whatever the table size. */
+#define GC_MIN_BUDGET 4096
+
+struct xlbd {
+	const char *config_path;
+	struct xlb_config *cfg;          /* the running one; owned by dp.services */
+	struct xlb_dataplane dp;
+	struct xlb_xdp *xdp;
+	struct xlb_worker *workers;
+	uint32_t n_workers;
+	int ifindex;
+	int epfd, sigfd, timerfd;
+	bool verbose;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: xlbd [-t] [-v] -c FILE\n"
+		"\n"
+		"The xlb load balancer daemon. Runs in the foreground and logs to stderr.\n"
+		"\n"
+		"  -c, --config FILE  the INI configuration (see conf/xlb.ini)\n"
+		"  -t, --test         validate the configuration and exit: 0 valid, 1 invalid;\n"
+		"                     touches no interface\n"
+		"  -v, --verbose      debug logging and a statistics line every 10 s\n"
+		"  -h, --help         this text\n"
+		"  -V, --version      print the version\n"
+		"\n"
+		"Signals: SIGHUP reloads the configuration (an invalid one is rejected and the\n"
+		"running one stays); SIGINT and SIGTERM detach, free everything and exit 0.\n");
+}
+
+/* Receive queues of the interface: ethtool channels, or the count of
+ * queues/rx-* in sysfs for drivers without get_channels. */
+static int count_rx_queues(const char *ifname)
+{
+	struct ethtool_channels ch = { .cmd = ETHTOOL_GCHANNELS };
+	struct ifreq ifr = { 0 };
+	char path[128];
+	int fd, n;
+
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0) {
+		snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+		ifr.ifr_data = (void *)&ch;
+		n = ioctl(fd, SIOCETHTOOL, &ifr);
+		close(fd);
+		if (n == 0 && ch.rx_count + ch.combined_count > 0)
+			return (int)(ch.rx_count + ch.combined_count);
+	}
+	for (n = 0; n < XLB_MAX_QUEUES; n++) {
+		snprintf(path, sizeof(path), "/sys/class/net/%s/queues/rx-%d", ifname, n);
+		if (access(path, F_OK))
+			break;
+	}
+	return n ? n : 1;
+}
+
+static void on_local_addr(const union xlb_addr *addr, uint8_t family, bool add, void *arg)
+{
+	struct xlbd *d = arg;
+	char buf[XLB_ADDRSTRLEN];
+	int err;
+
+	err = xlb_xdp_set_local(d->xdp, addr, add);
+	if (err)
+		xlb_warn("cannot %s local address %s in the XDP map: %s", add ? "add" : "remove",
+			 xlb_addr_ntop(addr, family, buf, sizeof(buf)), strerror(-err));
+	else
+		xlb_dbg("local address %s %s", xlb_addr_ntop(addr, family, buf, sizeof(buf)),
+			add ? "added" : "removed");
+}
+
+static void apply_static_macs(struct xlbd *d, const struct xlb_config *cfg)
+{
+	xlb_route_clear_static(d->dp.route);
+	for (uint32_t i = 0; i < cfg->n_services; i++) {
+		const struct xlb_service_conf *s = &cfg->services[i];
+
+		for (uint32_t j = 0; j < s->n_backends; j++)
+			if (s->backends[j].has_mac)
+				xlb_route_set_static(d->dp.route, &s->backends[j].ep.addr,
+						     s->backends[j].ep.family, s->backends[j].mac);
+	}
+}
+
+static bool same_queues(const struct xlb_global_conf *a, const struct xlb_global_conf *b)
+{
+	if (a->all_queues != b->all_queues)
+		return false;
+	if (a->all_queues)
+		return true;
+	return a->n_queues == b->n_queues &&
+	       !memcmp(a->queues, b->queues, a->n_queues * sizeof(a->queues[0]));
+}
+
+/* SIGHUP: a valid new config replaces the services atomically; flows keep
+ * their backends (the NAT lives in the flow's tuples, not in the service
+ * table). Anything invalid leaves the running config untouched. */
+static void reload(struct xlbd *d)
+{
+	struct xlb_services *svcs, *old;
+	struct xlb_config *cfg;
+	char err[512];
+	int ret;
+
+	ret = xlb_config_load(d->config_path, &cfg, err, sizeof(err));
+	if (ret) {
+		xlb_err("reload rejected, the running configuration stays: %s", err);
+		return;
+	}
+	if (strcmp(cfg->global.interface, d->cfg->global.interface) ||
+	    !same_queues(&cfg->global, &d->cfg->global) ||
+	    cfg->global.xdp_mode != d->cfg->global.xdp_mode ||
+	    strcmp(cfg->global.control_socket, d->cfg->global.control_socket)) {
+		xlb_err("reload rejected, the running configuration stays: %s: [global] settings "
+			"cannot change while xlbd runs; restart it instead", d->config_path);
+		xlb_config_free(cfg);
+		return;
+	}
+	svcs = xlb_services_build(cfg);
+	if (!svcs) {
+		xlb_err("reload rejected, the running configuration stays: %s", strerror(errno));
+		xlb_config_free(cfg);
+		return;
+	}
+	/* Steering maps first gain the new keys, then the snapshot is
+	 * swapped, then stale keys go: no service in both configs ever loses
+	 * its steering. */
+	ret = xlb_xdp_sync_services(d->xdp, cfg);
+	if (ret)
+		xlb_warn("reload: steering maps incomplete: %s", strerror(-ret));
+	apply_static_macs(d, cfg);
+	xlb_ct_set_conf(d->dp.ct, &cfg->ct);
+	old = rcu_xchg_pointer(&d->dp.services, svcs);
+	xlb_services_free_rcu(old);
+	d->cfg = cfg;
+	xlb_info("configuration reloaded from %s: %u services", d->config_path, cfg->n_services);
+}
+
+static void log_stats(struct xlbd *d)
+{
+	uint64_t xs[XLB_XDP_STAT_MAX];
+
+	for (uint32_t i = 0; i < d->n_workers; i++) {
+		const struct xlb_worker *w = &d->workers[i];
+		const struct xlb_worker_stats *s = &w->stats;
+		char drops[512];
+		size_t off = 0;
+
+		drops[0] = '\0';
+		for (int r = 0; r < XLB_DROP_MAX; r++)
+			if (s->drop[r])
+				off += snprintf(drops + off, sizeof(drops) - off, " drop_%s=%llu",
+						xlb_drop_reason_name(r),
+						(unsigned long long)s->drop[r]);
+		xlb_info("worker %u queue %u: rx=%llu tx=%llu new=%llu held=%llu%s", w->id, w->queue,
+			 (unsigned long long)s->rx_packets, (unsigned long long)s->tx_packets,
+			 (unsigned long long)s->new_flows, (unsigned long long)s->held, drops);
+	}
+	if (!xlb_xdp_read_stats(d->xdp, xs)) {
+		char line[512];
+		size_t off = 0;
+
+		for (int i = 0; i < XLB_XDP_STAT_MAX; i++)
+			off += snprintf(line + off, sizeof(line) - off, " %s=%llu",
+					xlb_xdp_stat_name(i), (unsigned long long)xs[i]);
+		xlb_info("xdp:%s", line);
+	}
+	xlb_info("conntrack: %u/%u entries", xlb_ct_count(d->dp.ct), xlb_ct_max(d->dp.ct));
+}
+
+static int setup_loop(struct xlbd *d)
+{
+	struct itimerspec its = {
+		.it_interval = { 0, TICK_MS * 1000000L },
+		.it_value = { 0, TICK_MS * 1000000L },
+	};
+	struct epoll_event ev = { .events = EPOLLIN };
+	sigset_t mask;
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGHUP);
+	d->sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	d->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	d->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (d->sigfd < 0 || d->timerfd < 0 || d->epfd < 0)
+		return -errno;
+	if (timerfd_settime(d->timerfd, 0, &its, NULL))
+		return -errno;
+	ev.data.fd = d->sigfd;
+	if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->sigfd, &ev))
+		return -errno;
+	ev.data.fd = d->timerfd;
+	if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->timerfd, &ev))
+		return -errno;
+	ev.data.fd = xlb_route_fd(d->dp.route);
+	if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev))
+		return -errno;
+	return 0;
+}
+
+static void tick(struct xlbd *d, uint64_t *ticks)
+{
+	uint32_t count = xlb_ct_count(d->dp.ct);
+	unsigned budget = count / 10 > GC_MIN_BUDGET ? count / 10 : GC_MIN_BUDGET;
+	uint64_t expirations;
+
+	if (read(d->timerfd, &expirations, sizeof(expirations)) < 0)
+		return;
+	xlb_ct_gc(d->dp.ct, xlb_now_ns(), budget);
+	/* Serves the neighbour resolutions workers asked for. */
+	xlb_route_process(d->dp.route);
+	if (d->verbose && ++*ticks % (10000 / TICK_MS) == 0)
+		log_stats(d);
+}
+
+/* Returns 0 on SIGINT/SIGTERM. */
+static int run(struct xlbd *d)
+{
+	uint64_t ticks = 0;
+
+	for (;;) {
+		struct epoll_event evs[4];
+		int n;
+
+		rcu_thread_offline();
+		n = epoll_wait(d->epfd, evs, 4, -1);
+		rcu_thread_online();
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			xlb_err("epoll_wait: %s", strerror(errno));
+			return -errno;
+		}
+		for (int i = 0; i < n; i++) {
+			int fd = evs[i].data.fd;
+
+			if (fd == d->sigfd) {
+				struct signalfd_siginfo si;
+
+				while (read(d->sigfd, &si, sizeof(si)) == sizeof(si)) {
+					if (si.ssi_signo == SIGHUP) {
+						reload(d);
+					} else {
+						xlb_info("%s: stopping", strsignal(si.ssi_signo));
+						return 0;
+					}
+				}
+			} else if (fd == d->timerfd) {
+				tick(d, &ticks);
+			} else {
+				int err = xlb_route_process(d->dp.route);
+
+				if (err)
+					xlb_warn("netlink: %s", strerror(-err));
+			}
+		}
+		rcu_quiescent_state();
+	}
+}
+
+static int start(struct xlbd *d)
+{
+	const struct xlb_global_conf *g = &d->cfg->global;
+	enum xlb_xdp_mode used;
+	uint32_t queues[XLB_MAX_QUEUES];
+	char qlist[256] = "";
+	size_t off = 0;
+	int nq, err;
+
+	d->ifindex = if_nametoindex(g->interface);
+	if (!d->ifindex) {
+		xlb_err("%s: [global] interface = %s: no such interface", d->config_path,
+			g->interface);
+		return -ENODEV;
+	}
+	nq = count_rx_queues(g->interface);
+	if (g->all_queues) {
+		d->n_workers = nq > XLB_MAX_QUEUES ? XLB_MAX_QUEUES : (uint32_t)nq;
+		for (uint32_t i = 0; i < d->n_workers; i++)
+			queues[i] = i;
+	} else {
+		d->n_workers = 0;
+		for (uint32_t i = 0; i < g->n_queues; i++) {
+			if (g->queues[i] >= nq) {
+				xlb_err("%s: [global] queues: %s has %d queues, no queue %u",
+					d->config_path, g->interface, nq, g->queues[i]);
+				return -EINVAL;
+			}
+			queues[d->n_workers++] = g->queues[i];
+		}
+	}
+
+	d->dp.ct = xlb_ct_create(&d->cfg->ct);
+	if (!d->dp.ct) {
+		xlb_err("cannot create the flow table: %s", strerror(errno));
+		return -errno;
+	}
+	d->xdp = xlb_xdp_load(d->ifindex);
+	if (!d->xdp)
+		return -errno;
+	d->dp.route = xlb_route_create(d->ifindex, on_local_addr, d);
+	if (!d->dp.route) {
+		err = -errno;
+		xlb_err("cannot read routes and neighbours over netlink: %s", strerror(errno));
+		return err;
+	}
+	xlb_route_if_mac(d->dp.route, d->dp.if_mac);
+	apply_static_macs(d, d->cfg);
+	err = xlb_xdp_sync_services(d->xdp, d->cfg);
+	if (err)
+		return err;
+
+	d->workers = aligned_alloc(64, d->n_workers * sizeof(*d->workers));
+	if (!d->workers)
+		return -ENOMEM;
+	memset(d->workers, 0, d->n_workers * sizeof(*d->workers));
+	for (uint32_t i = 0; i < d->n_workers; i++) {
+		err = xlb_worker_open(&d->workers[i], &d->dp, i, g->interface, queues[i],
+				      xlb_xdp_xsks_fd(d->xdp));
+		if (err)
+			return err;
+		off += snprintf(qlist + off, sizeof(qlist) - off, "%s%u", i ? "," : "", queues[i]);
+	}
+	/* Sockets exist and maps are filled: only now may packets be steered. */
+	err = xlb_xdp_attach(d->xdp, g->xdp_mode, &used);
+	if (err)
+		return err;
+	for (uint32_t i = 0; i < d->n_workers; i++) {
+		err = xlb_worker_start(&d->workers[i]);
+		if (err) {
+			xlb_err("cannot start worker %u: %s", i, strerror(-err));
+			return err;
+		}
+	}
+	err = setup_loop(d);
+	if (err) {
+		xlb_err("cannot set up the control loop: %s", strerror(-err));
+		return err;
+	}
+	xlb_info("ready: interface %s, queues %s (%s), XDP %s mode, %u services", g->interface,
+		 qlist, d->workers[0].xsk.zerocopy ? "zero-copy" : "copy",
+		 used == XLB_XDP_NATIVE ? "native" : "generic", d->cfg->n_services);
+	return 0;
+}
+
+static void stop(struct xlbd *d)
+{
+	/* Detach first so nothing more is steered to sockets about to close. */
+	if (d->xdp)
+		xlb_xdp_close(d->xdp);
+	d->xdp = NULL;
+	CMM_STORE_SHARED(d->dp.stop, 1);
+	for (uint32_t i = 0; d->workers && i < d->n_workers; i++)
+		xlb_worker_close(&d->workers[i]);
+	free(d->workers);
+	if (d->dp.route)
+		xlb_route_destroy(d->dp.route);
+	if (d->sigfd >= 0)
+		close(d->sigfd);
+	if (d->timerfd >= 0)
+		close(d->timerfd);
+	if (d->epfd >= 0)
+		close(d->epfd);
+	rcu_thread_offline();
+	/* Every call_rcu callback (old snapshots, deleted flows) has run once
+	 * this returns, so what is left is ours alone to free. */
+	rcu_barrier();
+	if (d->dp.ct)
+		xlb_ct_destroy(d->dp.ct);
+	if (d->dp.services)
+		xlb_services_free(d->dp.services);
+	else
+		xlb_config_free(d->cfg);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "test", no_argument, NULL, 't' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ 0 },
+	};
+	struct xlbd d = { .sigfd = -1, .timerfd = -1, .epfd = -1 };
+	bool test_only = false;
+	struct xlb_services *svcs;
+	char err[512];
+	sigset_t mask;
+	int c, ret;
+
+	while ((c = getopt_long(argc, argv, "c:tvhV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			d.config_path = optarg;
+			break;
+		case 't':
+			test_only = true;
+			break;
+		case 'v':
+			d.verbose = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("xlbd %s\n", XLB_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return 1;
+		}
+	}
+	if (!d.config_path || optind != argc) {
+		usage(stderr);
+		return 1;
+	}
+	xlb_log_init("xlbd", d.verbose ? XLB_LOG_DEBUG : XLB_LOG_INFO);
+
+	if (xlb_config_load(d.config_path, &d.cfg, err, sizeof(err))) {
+		xlb_err("%s", err);
+		return 1;
+	}
+	if (test_only) {
+		xlb_info("%s: configuration valid: %u services", d.config_path, d.cfg->n_services);
+		xlb_config_free(d.cfg);
+		return 0;
+	}
+
+	/* Signals are read from a signalfd by the control loop; block them
+	 * before any thread starts so workers inherit the mask. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+
+	rcu_register_thread();
+	svcs = xlb_services_build(d.cfg);
+	if (!svcs) {
+		xlb_config_free(d.cfg);
+		rcu_unregister_thread();
+		return 1;
+	}
+	rcu_assign_pointer(d.dp.services, svcs);
+
+	ret = start(&d);
+	if (!ret) {
+		ret = run(&d);
+		if (d.verbose || ret)
+			log_stats(&d);
+	}
+	stop(&d);
+	rcu_unregister_thread();
+	return ret ? 1 : 0;
+}
