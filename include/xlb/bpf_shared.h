@@ -11,8 +11,10 @@
 
 #include <linux/types.h>
 
-/* Key of xlb_vips (destination of service traffic) and of xlb_backends
- * (source of return traffic). Port in network byte order. */
+/* Key of the `vips` map (destination of service traffic) and of the
+ * `backends` map (source of return traffic). Port in network byte order;
+ * ICMP/ICMPv6 use port 0 (a `vips` entry with proto ICMP and port 0 would
+ * claim pings to the VIP). The BPF program zeroes pad: so must userspace. */
 struct xlb_svc_key {
 	__u8 addr[16];
 	__be16 port;
@@ -24,20 +26,22 @@ struct xlb_svc_val {
 	__u32 service_id;
 };
 
-/* Key of xlb_local: the node's own addresses. Return traffic addressed to
- * one of them (health-check replies, the node's own connections to a
- * backend) is passed to the kernel, never redirected. */
+/* Key of the `locals` map: the node's own addresses. Return traffic
+ * addressed to one of them (health-check replies, the node's own
+ * connections to a backend) is passed to the kernel, never redirected. */
 struct xlb_local_key {
 	__u8 addr[16];
 };
 
-/* Reasons counted per CPU in xlb_stats, in this order. */
+/* Reasons counted per CPU in the `stats` map, in this order. A steered
+ * frame counts its REDIRECT_* reason, and also REDIRECT_FAILED when no
+ * socket is bound on its queue (it then goes to the kernel). */
 enum xlb_xdp_stat {
 	XLB_XDP_PASS_NOT_IP,      /* ARP, LLDP, ... */
 	XLB_XDP_PASS_NO_MATCH,    /* IP but not ours */
 	XLB_XDP_PASS_LOCAL,       /* from a backend, to the node itself */
 	XLB_XDP_PASS_MALFORMED,   /* truncated header: the kernel decides */
-	XLB_XDP_PASS_FRAGMENT,    /* non-first fragment, no L4 header */
+	XLB_XDP_PASS_FRAGMENT,    /* any IP fragment, first ones included */
 	XLB_XDP_REDIRECT_VIP,
 	XLB_XDP_REDIRECT_REPLY,
 	XLB_XDP_REDIRECT_ICMP,    /* ICMP error about a VIP or backend flow */
