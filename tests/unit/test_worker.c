@@ -1,0 +1,395 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * The packet function fed from memory: real conntrack, real Maglev, real
+ * route and neighbour tables (from a private network namespace), no
+ * sockets. Each test sends frames through xlb_worker_handle_burst() and
+ * checks what would leave the wire: addresses, ports, MACs, checksums.
+ *
+ * Needs root (a network namespace of its own); exits 77 otherwise.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/ip.h>
+#include <netinet/ip6.h>
+#include <net/if.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <CUnit/Basic.h>
+#include <urcu-qsbr.h>
+
+#include "config.h"
+#include "flow.h"
+#include "nat.h"
+#include "packet.h"
+#include "route.h"
+#include "service.h"
+#include "worker.h"
+
+static const uint8_t client_mac[6] = { 0x02, 0, 0, 0, 0, 0x10 };
+static const uint8_t b1_mac[6] = { 0x02, 0, 0, 0, 0x02, 0x02 };
+static const uint8_t b2_mac[6] = { 0x02, 0, 0, 0, 0x02, 0x03 };
+static const uint8_t wire_mac[6] = { 0x02, 0xee, 0, 0, 0, 0x01 };
+
+static struct xlb_dataplane dp;
+static struct xlb_worker *w;
+static char cfg_path[] = "/tmp/xlb-test-worker-XXXXXX";
+
+static const char *config_text =
+	"[global]\n"
+	"interface = xw0\n"
+	"[service web]\n"
+	"vip = 198.18.0.100\n"
+	"port = 80\n"
+	"protocol = tcp\n"
+	"backends = 198.18.2.2:8080, 198.18.2.3:8080\n"
+	"[service dns]\n"
+	"vip = 198.18.0.100\n"
+	"port = 53\n"
+	"protocol = udp\n"
+	"backends = 198.18.2.2:5353\n"
+	"[service web6]\n"
+	"vip = 2001:2::100\n"
+	"port = 80\n"
+	"protocol = tcp\n"
+	"backends = [2001:2:0:2::2]:8080\n"
+	"[service empty]\n"
+	"vip = 198.18.0.101\n"
+	"port = 80\n"
+	"protocol = tcp\n"
+	"backends = 198.18.2.2:8080 weight=0\n";
+
+static int sh(const char *cmd)
+{
+	int rc = system(cmd);
+
+	if (rc != 0)
+		fprintf(stderr, "command failed (%d): %s\n", rc, cmd);
+	return rc;
+}
+
+static int setup(void)
+{
+	struct xlb_services *svcs;
+	struct xlb_config *cfg;
+	char err[512];
+	int fd;
+
+	if (unshare(CLONE_NEWNET))
+		return -1;
+	if (sh("ip link add xw0 address 02:ee:00:00:00:01 type veth peer name xw1") ||
+	    sh("ip link set xw0 up && ip link set xw1 up && ip link set lo up") ||
+	    sh("ip addr add 198.18.0.1/24 dev xw0 && ip addr add 198.18.2.1/24 dev xw0") ||
+	    sh("ip addr add 2001:2::1/64 dev xw0 nodad && ip addr add 2001:2:0:2::1/64 dev xw0 nodad") ||
+	    sh("ip neigh add 198.18.0.10 lladdr 02:00:00:00:00:10 dev xw0 nud permanent") ||
+	    sh("ip neigh add 198.18.2.2 lladdr 02:00:00:00:02:02 dev xw0 nud permanent") ||
+	    sh("ip neigh add 198.18.2.3 lladdr 02:00:00:00:02:03 dev xw0 nud permanent") ||
+	    sh("ip neigh add 2001:2::10 lladdr 02:00:00:00:00:10 dev xw0 nud permanent") ||
+	    sh("ip neigh add 2001:2:0:2::2 lladdr 02:00:00:00:02:02 dev xw0 nud permanent"))
+		return -1;
+
+	fd = mkstemp(cfg_path);
+	if (fd < 0 || write(fd, config_text, strlen(config_text)) != (ssize_t)strlen(config_text))
+		return -1;
+	close(fd);
+	if (xlb_config_load(cfg_path, &cfg, err, sizeof(err))) {
+		fprintf(stderr, "%s\n", err);
+		return -1;
+	}
+	rcu_register_thread();
+	dp.ct = xlb_ct_create(&cfg->ct);
+	dp.route = xlb_route_create(if_nametoindex("xw0"), NULL, NULL);
+	svcs = xlb_services_build(cfg);
+	if (!dp.ct || !dp.route || !svcs)
+		return -1;
+	xlb_route_if_mac(dp.route, dp.if_mac);
+	rcu_assign_pointer(dp.services, svcs);
+	w = aligned_alloc(64, sizeof(*w));
+	memset(w, 0, sizeof(*w));
+	w->dp = &dp;
+	return 0;
+}
+
+static int teardown(void)
+{
+	unlink(cfg_path);
+	free(w);
+	xlb_route_destroy(dp.route);
+	rcu_thread_offline();
+	rcu_barrier();
+	xlb_ct_destroy(dp.ct);
+	xlb_services_free(dp.services);
+	rcu_unregister_thread();
+	return 0;
+}
+
+/* ---- frame building ---------------------------------------------------- */
+
+struct frame {
+	uint8_t b[256];
+	uint32_t len;
+};
+
+static void put16(uint8_t *p, uint16_t v) { p[0] = v >> 8; p[1] = v & 0xff; }
+
+static void build(struct frame *f, int family, const char *src, uint16_t sport, const char *dst,
+		  uint16_t dport, uint8_t proto, uint8_t tcp_flags, const char *payload)
+{
+	size_t plen = strlen(payload);
+	size_t l4len = (proto == IPPROTO_TCP ? 20 : 8) + plen;
+	uint8_t *ip = f->b + 14, *l4;
+	struct xlb_pkt p;
+
+	memset(f, 0, sizeof(*f));
+	memcpy(f->b, wire_mac, 6);
+	memcpy(f->b + 6, client_mac, 6);
+	if (family == AF_INET) {
+		put16(f->b + 12, 0x0800);
+		ip[0] = 0x45;
+		put16(ip + 2, (uint16_t)(20 + l4len));
+		ip[8] = 64;
+		ip[9] = proto;
+		inet_pton(AF_INET, src, ip + 12);
+		inet_pton(AF_INET, dst, ip + 16);
+		l4 = ip + 20;
+	} else {
+		put16(f->b + 12, 0x86dd);
+		ip[0] = 0x60;
+		put16(ip + 4, (uint16_t)l4len);
+		ip[6] = proto;
+		ip[7] = 64;
+		inet_pton(AF_INET6, src, ip + 8);
+		inet_pton(AF_INET6, dst, ip + 24);
+		l4 = ip + 40;
+	}
+	put16(l4, sport);
+	put16(l4 + 2, dport);
+	if (proto == IPPROTO_TCP) {
+		put16(l4 + 4, 0x1000);       /* seq */
+		l4[12] = 5 << 4;
+		l4[13] = tcp_flags;
+		put16(l4 + 14, 65535);
+		memcpy(l4 + 20, payload, plen);
+	} else {
+		put16(l4 + 4, (uint16_t)l4len);
+		memcpy(l4 + 8, payload, plen);
+	}
+	f->len = (uint32_t)((l4 - f->b) + l4len);
+	/* Valid checksums to begin with, so the output's can be checked. */
+	CU_ASSERT_EQUAL_FATAL(xlb_pkt_parse(&p, f->b, f->len), XLB_PARSE_OK);
+	if (family == AF_INET) {
+		uint16_t c = xlb_csum_ipv4_header(ip, 20);
+
+		memcpy(ip + 10, &c, 2);
+	}
+	{
+		uint16_t c = xlb_csum_l4(&p);
+
+		memcpy(l4 + (proto == IPPROTO_TCP ? 16 : 6), &c, 2);
+	}
+}
+
+/* Run one frame; returns its verdict and the parsed result. */
+static int run(struct frame *f, struct xlb_pkt *out)
+{
+	struct xlb_buf b = { .data = f->b, .len = f->len };
+
+	rcu_quiescent_state();
+	xlb_worker_handle_burst(w, &b, 1, xlb_now_ns());
+	if (out)
+		CU_ASSERT_EQUAL(xlb_pkt_parse(out, f->b, f->len), XLB_PARSE_OK);
+	return b.verdict;
+}
+
+static void assert_checksums_ok(struct xlb_pkt *p)
+{
+	uint16_t stored;
+
+	if (p->tuple.family == AF_INET)
+		CU_ASSERT_EQUAL(xlb_csum_ipv4_header(p->data + p->l3_off, 20), 0);
+	memcpy(&stored, p->data + p->l4_off + (p->tuple.proto == IPPROTO_TCP ? 16 : 6), 2);
+	/* Checksumming a datagram that carries its right checksum gives 0
+	 * (or the value itself when computed with the field zeroed). */
+	{
+		uint16_t zero = 0, again;
+
+		memcpy(p->data + p->l4_off + (p->tuple.proto == IPPROTO_TCP ? 16 : 6), &zero, 2);
+		again = xlb_csum_l4(p);
+		memcpy(p->data + p->l4_off + (p->tuple.proto == IPPROTO_TCP ? 16 : 6), &stored, 2);
+		CU_ASSERT_EQUAL(again, stored);
+	}
+}
+
+static bool addr_is(const union xlb_addr *a, const char *text)
+{
+	union xlb_addr b;
+	uint8_t fam;
+
+	return xlb_addr_pton(text, &b, &fam) == 0 && xlb_addr_eq(a, &b);
+}
+
+/* ---- tests -------------------------------------------------------------- */
+
+static void test_tcp_handshake_v4(void)
+{
+	struct frame f;
+	struct xlb_pkt p;
+	char backend[XLB_ADDRSTRLEN];
+	const uint8_t *bmac;
+
+	build(&f, AF_INET, "198.18.0.10", 40000, "198.18.0.100", 80, IPPROTO_TCP, XLB_TCP_SYN, "");
+	CU_ASSERT_EQUAL_FATAL(run(&f, &p), XLB_VERDICT_TX);
+	CU_ASSERT(addr_is(&p.tuple.dst, "198.18.2.2") || addr_is(&p.tuple.dst, "198.18.2.3"));
+	CU_ASSERT_EQUAL(ntohs(p.tuple.dport), 8080);
+	CU_ASSERT(addr_is(&p.tuple.src, "198.18.0.10"));
+	CU_ASSERT_EQUAL(ntohs(p.tuple.sport), 40000);
+	bmac = addr_is(&p.tuple.dst, "198.18.2.2") ? b1_mac : b2_mac;
+	CU_ASSERT_EQUAL(memcmp(f.b, bmac, 6), 0);
+	CU_ASSERT_EQUAL(memcmp(f.b + 6, wire_mac, 6), 0);
+	assert_checksums_ok(&p);
+	xlb_addr_ntop(&p.tuple.dst, AF_INET, backend, sizeof(backend));
+
+	/* The backend's SYN-ACK leaves from the VIP, to the client's MAC. */
+	build(&f, AF_INET, backend, 8080, "198.18.0.10", 40000, IPPROTO_TCP,
+	      XLB_TCP_SYN | XLB_TCP_ACK, "");
+	CU_ASSERT_EQUAL_FATAL(run(&f, &p), XLB_VERDICT_TX);
+	CU_ASSERT(addr_is(&p.tuple.src, "198.18.0.100"));
+	CU_ASSERT_EQUAL(ntohs(p.tuple.sport), 80);
+	CU_ASSERT(addr_is(&p.tuple.dst, "198.18.0.10"));
+	CU_ASSERT_EQUAL(memcmp(f.b, client_mac, 6), 0);
+	assert_checksums_ok(&p);
+
+	/* The rest of the connection sticks to the same backend. */
+	for (int i = 0; i < 5; i++) {
+		build(&f, AF_INET, "198.18.0.10", 40000, "198.18.0.100", 80, IPPROTO_TCP,
+		      XLB_TCP_ACK, "GET / HTTP/1.0\r\n\r\n");
+		CU_ASSERT_EQUAL_FATAL(run(&f, &p), XLB_VERDICT_TX);
+		CU_ASSERT(addr_is(&p.tuple.dst, backend));
+		assert_checksums_ok(&p);
+	}
+}
+
+static void test_spread_over_backends(void)
+{
+	int hits[2] = { 0, 0 };
+	struct frame f;
+	struct xlb_pkt p;
+
+	for (int i = 0; i < 200; i++) {
+		build(&f, AF_INET, "198.18.0.10", (uint16_t)(41000 + i), "198.18.0.100", 80,
+		      IPPROTO_TCP, XLB_TCP_SYN, "");
+		CU_ASSERT_EQUAL_FATAL(run(&f, &p), XLB_VERDICT_TX);
+		hits[addr_is(&p.tuple.dst, "198.18.2.3")]++;
+	}
+	/* Equal weights: 200 connections, each backend far from 0 or 200. */
+	CU_ASSERT(hits[0] > 60 && hits[1] > 60);
+}
+
+static void test_udp_v4(void)
+{
+	struct frame f;
+	struct xlb_pkt p;
+
+	build(&f, AF_INET, "198.18.0.10", 5000, "198.18.0.100", 53, IPPROTO_UDP, 0, "query");
+	CU_ASSERT_EQUAL_FATAL(run(&f, &p), XLB_VERDICT_TX);
+	CU_ASSERT(addr_is(&p.tuple.dst, "198.18.2.2"));
+	CU_ASSERT_EQUAL(ntohs(p.tuple.dport), 5353);
+	assert_checksums_ok(&p);
+
+	build(&f, AF_INET, "198.18.2.2", 5353, "198.18.0.10", 5000, IPPROTO_UDP, 0, "answer");
+	CU_ASSERT_EQUAL_FATAL(run(&f, &p), XLB_VERDICT_TX);
+	CU_ASSERT(addr_is(&p.tuple.src, "198.18.0.100"));
+	CU_ASSERT_EQUAL(ntohs(p.tuple.sport), 53);
+	assert_checksums_ok(&p);
+}
+
+static void test_tcp_v6(void)
+{
+	struct frame f;
+	struct xlb_pkt p;
+
+	build(&f, AF_INET6, "2001:2::10", 40000, "2001:2::100", 80, IPPROTO_TCP, XLB_TCP_SYN, "");
+	CU_ASSERT_EQUAL_FATAL(run(&f, &p), XLB_VERDICT_TX);
+	CU_ASSERT(addr_is(&p.tuple.dst, "2001:2:0:2::2"));
+	CU_ASSERT_EQUAL(memcmp(f.b, b1_mac, 6), 0);
+	assert_checksums_ok(&p);
+
+	build(&f, AF_INET6, "2001:2:0:2::2", 8080, "2001:2::10", 40000, IPPROTO_TCP,
+	      XLB_TCP_SYN | XLB_TCP_ACK, "");
+	CU_ASSERT_EQUAL_FATAL(run(&f, &p), XLB_VERDICT_TX);
+	CU_ASSERT(addr_is(&p.tuple.src, "2001:2::100"));
+	CU_ASSERT_EQUAL(memcmp(f.b, client_mac, 6), 0);
+	assert_checksums_ok(&p);
+}
+
+static void test_drops(void)
+{
+	uint64_t before;
+	struct frame f;
+
+	/* Return traffic of no connection we know. */
+	before = w->stats.drop[XLB_DROP_NO_FLOW];
+	build(&f, AF_INET, "198.18.2.2", 8080, "198.18.0.10", 1234, IPPROTO_TCP, XLB_TCP_ACK, "");
+	CU_ASSERT_EQUAL(run(&f, NULL), XLB_VERDICT_DROP);
+	CU_ASSERT_EQUAL(w->stats.drop[XLB_DROP_NO_FLOW], before + 1);
+
+	/* A service whose only backend has weight 0. */
+	before = w->stats.drop[XLB_DROP_NO_BACKEND];
+	build(&f, AF_INET, "198.18.0.10", 40001, "198.18.0.101", 80, IPPROTO_TCP, XLB_TCP_SYN, "");
+	CU_ASSERT_EQUAL(run(&f, NULL), XLB_VERDICT_DROP);
+	CU_ASSERT_EQUAL(w->stats.drop[XLB_DROP_NO_BACKEND], before + 1);
+
+	/* A bare RST to the VIP creates nothing. */
+	before = w->stats.drop[XLB_DROP_INVALID];
+	build(&f, AF_INET, "198.18.0.10", 40002, "198.18.0.100", 80, IPPROTO_TCP, XLB_TCP_RST, "");
+	CU_ASSERT_EQUAL(run(&f, NULL), XLB_VERDICT_DROP);
+	CU_ASSERT_EQUAL(w->stats.drop[XLB_DROP_INVALID], before + 1);
+}
+
+static void test_unresolved_neighbour_holds(void)
+{
+	struct frame f;
+	struct xlb_buf b;
+
+	/* A client whose MAC nobody knows yet: the SYN-ACK must wait, never
+	 * go to a guessed address. */
+	build(&f, AF_INET, "198.18.0.77", 40000, "198.18.0.100", 53, IPPROTO_UDP, 0, "q");
+	CU_ASSERT_EQUAL_FATAL(run(&f, NULL), XLB_VERDICT_TX);
+	build(&f, AF_INET, "198.18.2.2", 5353, "198.18.0.77", 40000, IPPROTO_UDP, 0, "a");
+	b = (struct xlb_buf){ .data = f.b, .len = f.len };
+	xlb_worker_handle_burst(w, &b, 1, xlb_now_ns());
+	CU_ASSERT_EQUAL(b.verdict, XLB_VERDICT_HOLD);
+	CU_ASSERT(addr_is(&b.nh, "198.18.0.77"));
+}
+
+int main(void)
+{
+	CU_pSuite s;
+	int failures;
+
+	if (geteuid() != 0) {
+		fprintf(stderr, "test_worker: needs root for a network namespace, skipping\n");
+		return 77;
+	}
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 1;
+	s = CU_add_suite("worker", setup, teardown);
+	if (!s ||
+	    !CU_add_test(s, "TCP handshake through the VIP, IPv4", test_tcp_handshake_v4) ||
+	    !CU_add_test(s, "connections spread over backends", test_spread_over_backends) ||
+	    !CU_add_test(s, "UDP request and reply", test_udp_v4) ||
+	    !CU_add_test(s, "TCP through an IPv6 VIP", test_tcp_v6) ||
+	    !CU_add_test(s, "drops are counted by reason", test_drops) ||
+	    !CU_add_test(s, "an unresolved neighbour holds the frame", test_unresolved_neighbour_holds)) {
+		CU_cleanup_registry();
+		return 1;
+	}
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	failures = (int)(CU_get_number_of_failures() + CU_get_number_of_suites_failed());
+	CU_cleanup_registry();
+	return failures ? 1 : 0;
+}
