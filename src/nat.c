@@ -1,0 +1,265 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Address and port rewriting with incremental checksum updates.
+ *
+ * All sums are over 16-bit words exactly as they sit in memory: the
+ * one's-complement sum does not care about byte order (RFC 1071, 2.B), so
+ * nothing here swaps bytes, and a stored checksum is read and written as
+ * raw bytes.
+ *
+ * Updates use RFC 1624 eqn. 3, HC' = ~(~HC + ~m + m'): unlike eqn. 2 it
+ * can never turn a correct checksum into the "negative zero" 0xffff that
+ * a full computation would not produce, so a rewrite and its reverse give
+ * back the original bytes. A packet whose checksum was wrong stays wrong
+ * by the same amount, so the receiver still drops it.
+ */
+#include <stdbool.h>
+#include <string.h>
+#include <arpa/inet.h>
+
+#include "nat.h"
+
+#define IPV4_CSUM_OFF   10
+#define IPV4_SADDR_OFF  12
+#define IPV4_DADDR_OFF  16
+#define IPV6_SADDR_OFF  8
+#define IPV6_DADDR_OFF  24
+#define TCP_CSUM_OFF    16
+#define UDP_LEN_OFF     4
+#define UDP_CSUM_OFF    6
+#define ICMP_CSUM_OFF   2
+
+static inline uint16_t rd16(const uint8_t *p)
+{
+	uint16_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+static inline uint32_t rd32(const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+static inline void wr16(uint8_t *p, uint16_t v)
+{
+	memcpy(p, &v, sizeof(v));
+}
+
+static inline void wr32(uint8_t *p, uint32_t v)
+{
+	memcpy(p, &v, sizeof(v));
+}
+
+/* Accumulate "old word out, new word in" into a 32-bit sum; the callers
+ * add at most a few dozen words, far from overflowing it. */
+static inline uint32_t diff16(uint32_t sum, uint16_t old, uint16_t new_)
+{
+	return sum + (uint16_t)~old + new_;
+}
+
+static inline uint32_t diff32(uint32_t sum, uint32_t old, uint32_t new_)
+{
+	old = ~old;
+	return sum + (old & 0xffff) + (old >> 16) + (new_ & 0xffff) + (new_ >> 16);
+}
+
+static inline uint16_t fold(uint32_t sum)
+{
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)sum;
+}
+
+/* Apply an accumulated difference to a stored checksum. */
+static inline uint16_t csum_apply(uint16_t csum, uint32_t diff)
+{
+	return (uint16_t)~fold((uint16_t)~csum + diff);
+}
+
+uint16_t xlb_csum_replace16(uint16_t csum, uint16_t old, uint16_t new_)
+{
+	return csum_apply(csum, diff16(0, old, new_));
+}
+
+uint16_t xlb_csum_replace32(uint16_t csum, uint32_t old, uint32_t new_)
+{
+	return csum_apply(csum, diff32(0, old, new_));
+}
+
+uint16_t xlb_csum_replace128(uint16_t csum, const uint32_t old[4], const uint32_t new_[4])
+{
+	uint32_t d = 0;
+	int i;
+
+	for (i = 0; i < 4; i++)
+		d = diff32(d, old[i], new_[i]);
+	return csum_apply(csum, d);
+}
+
+/*
+ * The one rewrite behind both directions. `dst` picks the destination
+ * (DNAT) or the source fields. The pseudo-header change and the port
+ * change are summed first and folded into the L4 checksum once.
+ */
+static void rewrite(struct xlb_pkt *p, bool dst, const union xlb_addr *addr, uint16_t port)
+{
+	uint8_t *ip = p->data + p->l3_off;
+	uint8_t *l4 = p->data + p->l4_off;
+	uint32_t diff = 0;
+	unsigned int csum_off;
+	uint16_t csum;
+	bool udp = false;
+	int i;
+
+	if (p->tuple.family == AF_INET) {
+		uint8_t *a = ip + (dst ? IPV4_DADDR_OFF : IPV4_SADDR_OFF);
+		uint32_t old = rd32(a), new_ = xlb_addr_v4(addr);
+
+		diff = diff32(0, old, new_);
+		wr16(ip + IPV4_CSUM_OFF, csum_apply(rd16(ip + IPV4_CSUM_OFF), diff));
+		wr32(a, new_);
+		xlb_addr_from_v4(dst ? &p->tuple.dst : &p->tuple.src, new_);
+	} else {
+		uint8_t *a = ip + (dst ? IPV6_DADDR_OFF : IPV6_SADDR_OFF);
+
+		for (i = 0; i < 8; i++)
+			diff = diff16(diff, rd16(a + 2 * i), addr->h[i]);
+		memcpy(a, addr->b, 16);
+		if (dst)
+			p->tuple.dst = *addr;
+		else
+			p->tuple.src = *addr;
+	}
+
+	switch (p->tuple.proto) {
+	case IPPROTO_TCP:
+		csum_off = TCP_CSUM_OFF;
+		break;
+	case IPPROTO_UDP:
+		csum_off = UDP_CSUM_OFF;
+		udp = true;
+		break;
+	case IPPROTO_ICMPV6:
+		/* ICMPv6 covers the pseudo-header; ICMPv4 does not, and
+		 * neither has ports. */
+		if (p->tuple.family != AF_INET6)
+			return;
+		wr16(l4 + ICMP_CSUM_OFF, csum_apply(rd16(l4 + ICMP_CSUM_OFF), diff));
+		return;
+	default:
+		/* ICMPv4 and what we do not parse: the IP header is all. */
+		return;
+	}
+
+	/* TCP and UDP both keep sport at 0 and dport at 2. */
+	diff = diff16(diff, rd16(l4 + (dst ? 2 : 0)), port);
+	wr16(l4 + (dst ? 2 : 0), port);
+	if (dst)
+		p->tuple.dport = port;
+	else
+		p->tuple.sport = port;
+
+	csum = rd16(l4 + csum_off);
+	/* A zero UDP checksum means "none" (IPv4; on IPv6 only tunnels may
+	 * send it, RFC 6935) and must stay so: a computed one would be
+	 * garbage, having never covered the payload. */
+	if (udp && csum == 0)
+		return;
+	csum = csum_apply(csum, diff);
+	/* A computed 0 goes on the wire as 0xffff (RFC 768); both are zero
+	 * in one's complement, so receivers accept it. */
+	if (udp && csum == 0)
+		csum = 0xffff;
+	wr16(l4 + csum_off, csum);
+}
+
+void xlb_nat_set_dst(struct xlb_pkt *p, const union xlb_addr *addr, uint16_t port)
+{
+	rewrite(p, true, addr, port);
+}
+
+void xlb_nat_set_src(struct xlb_pkt *p, const union xlb_addr *addr, uint16_t port)
+{
+	rewrite(p, false, addr, port);
+}
+
+/* Sum of len bytes as memory-order 16-bit words; an odd last byte is
+ * padded with a zero after it, as the RFCs say. */
+static uint32_t sum_bytes(uint32_t sum, const uint8_t *b, unsigned int len)
+{
+	uint64_t s = sum;
+	uint16_t last = 0;
+
+	for (; len >= 2; len -= 2, b += 2)
+		s += rd16(b);
+	if (len) {
+		memcpy(&last, b, 1);
+		s += last;
+	}
+	s = (s & 0xffffffff) + (s >> 32);
+	s = (s & 0xffffffff) + (s >> 32);
+	return (uint32_t)s;
+}
+
+uint16_t xlb_csum_ipv4_header(const uint8_t *ip, unsigned int ihl_bytes)
+{
+	uint32_t sum;
+
+	sum = sum_bytes(0, ip, IPV4_CSUM_OFF);
+	sum = sum_bytes(sum, ip + IPV4_CSUM_OFF + 2, ihl_bytes - IPV4_CSUM_OFF - 2);
+	return (uint16_t)~fold(sum);
+}
+
+uint16_t xlb_csum_l4(const struct xlb_pkt *p)
+{
+	const uint8_t *ip = p->data + p->l3_off;
+	const uint8_t *l4 = p->data + p->l4_off;
+	unsigned int len = p->l4_len, csum_off;
+	bool pseudo = true;
+	uint32_t sum;
+	uint16_t csum;
+
+	switch (p->tuple.proto) {
+	case IPPROTO_TCP:
+		csum_off = TCP_CSUM_OFF;
+		break;
+	case IPPROTO_UDP:
+		csum_off = UDP_CSUM_OFF;
+		/* The checksum covers the UDP length, not trailing bytes of
+		 * the datagram (the parser checked it is <= l4_len). */
+		len = ntohs(rd16(l4 + UDP_LEN_OFF));
+		break;
+	case IPPROTO_ICMP:
+		csum_off = ICMP_CSUM_OFF;
+		pseudo = false;
+		break;
+	case IPPROTO_ICMPV6:
+		csum_off = ICMP_CSUM_OFF;
+		break;
+	default:
+		return 0;
+	}
+
+	/* Skip the stored checksum rather than subtracting it: only then is
+	 * an all-zero ICMP message's checksum 0xffff, as it must be. */
+	sum = sum_bytes(0, l4, csum_off);
+	sum = sum_bytes(sum, l4 + csum_off + 2, len - csum_off - 2);
+	if (pseudo) {
+		if (p->tuple.family == AF_INET)
+			sum = sum_bytes(sum, ip + IPV4_SADDR_OFF, 8);
+		else
+			sum = sum_bytes(sum, ip + IPV6_SADDR_OFF, 32);
+		/* IPv4's zero+proto and 16-bit length are the same words as
+		 * IPv6's 32-bit length and zeros+next header, once summed. */
+		sum = fold(sum) + htons(p->tuple.proto) + htons(len);
+	}
+	csum = (uint16_t)~fold(sum);
+	if (p->tuple.proto == IPPROTO_UDP && csum == 0)
+		csum = 0xffff;
+	return csum;
+}
