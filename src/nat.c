@@ -215,6 +215,8 @@ uint16_t xlb_csum_ipv4_header(const uint8_t *ip, unsigned int ihl_bytes)
 	return (uint16_t)~fold(sum);
 }
 
+/* For a packet xlb_pkt_parse() accepted. UDP never gets 0 back: keeping
+ * an IPv4 "no checksum" 0 is the caller's choice. Other protocols: 0. */
 uint16_t xlb_csum_l4(const struct xlb_pkt *p)
 {
 	const uint8_t *ip = p->data + p->l3_off;
