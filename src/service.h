@@ -1,9 +1,15 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * The services as the workers see them: an immutable snapshot built from a
- * config (VIP lookup table, per-service backends and Maglev table),
- * published by the control thread with rcu_xchg_pointer and freed with
- * call_rcu when a reload or a backend change replaces it.
+ * The services as the workers see them: an immutable snapshot (VIP lookup
+ * table, per-service backends with their run-time state, Maglev tables),
+ * published by the control plane with rcu_xchg_pointer and freed with
+ * call_rcu when a reload or a backend change replaces it. A snapshot is
+ * self-contained: it copies what it needs from the config.
+ *
+ * Backend statistics live in a registry that outlives snapshots, so that a
+ * reload or a weight change does not reset them: one slot per (service
+ * name, protocol, endpoint) seen since xlbd started. Flows name their
+ * backend by that slot (flow->backend_id).
  */
 #ifndef XLB_SERVICE_H
 #define XLB_SERVICE_H
@@ -16,24 +22,52 @@
 #include "maglev.h"
 #include "xlb/tuple.h"
 
+/* What an operator (xlbctl backend) says of a backend. */
+enum xlb_backend_admin {
+	XLB_BACKEND_UP,
+	XLB_BACKEND_DOWN,
+	XLB_BACKEND_DRAIN,
+};
+
+#define XLB_BACKEND_SLOTS 65536
+#define XLB_BACKEND_NO_SLOT 0xffffu
+
+/* A backend's counters since xlbd started. Written with atomics by
+ * whichever thread creates or destroys a flow (never per packet). */
+struct xlb_backend_stats {
+	char service[XLB_NAME_MAX];
+	struct xlb_endpoint ep;
+	uint8_t proto;
+	uint64_t new_flows;
+	int64_t active_flows;
+	uint64_t closed_packets;     /* both directions of flows now gone */
+	uint64_t closed_bytes;
+	/* The control thread's rate estimate (new flows per second). */
+	uint64_t rate_last;
+	double rate;
+};
+
 struct xlb_backend {
 	struct xlb_endpoint ep;
-	uint32_t weight;
+	uint32_t weight;              /* current weight (config or xlbctl) */
+	uint32_t conf_weight;         /* as configured */
+	enum xlb_backend_admin admin;
 	bool usable;                  /* same family as the VIP */
+	uint16_t slot;                /* registry slot, XLB_BACKEND_NO_SLOT if full */
 };
 
 struct xlb_service {
-	const struct xlb_service_conf *conf;
+	char name[XLB_NAME_MAX];
 	uint16_t id;
 	struct xlb_endpoint vip;
 	uint8_t proto;
+	uint32_t maglev_table_size;
 	struct xlb_maglev *maglev;
 	struct xlb_backend *backends;
 	uint32_t n_backends;
 };
 
 struct xlb_services {
-	struct xlb_config *cfg;       /* owned: services point into it */
 	struct xlb_service *svc;
 	uint32_t n;
 	uint32_t mask;                /* VIP hash: open addressing, size mask+1 */
@@ -41,9 +75,15 @@ struct xlb_services {
 	struct rcu_head rcu;
 };
 
-/* Build the snapshot of cfg. On success the snapshot owns cfg. Returns NULL
- * and sets errno (a message was logged). */
-struct xlb_services *xlb_services_build(struct xlb_config *cfg);
+/* Build a snapshot of cfg, every backend as configured and up. Returns
+ * NULL and sets errno (a message was logged). */
+struct xlb_services *xlb_services_build(const struct xlb_config *cfg);
+
+/* A copy of cur with one backend changed (admin state and weight), its
+ * service's Maglev table rebuilt. Returns NULL and sets errno. */
+struct xlb_services *xlb_services_with_backend(const struct xlb_services *cur, uint32_t svc,
+					       uint32_t backend, enum xlb_backend_admin admin,
+					       uint32_t weight);
 
 /* Free now (no reader can see it) or after a grace period. */
 void xlb_services_free(struct xlb_services *s);
@@ -53,5 +93,13 @@ void xlb_services_free_rcu(struct xlb_services *s);
  * NULL. RCU read side. */
 const struct xlb_service *xlb_services_find(const struct xlb_services *s,
 					    const struct xlb_tuple *t);
+
+/* The registry. slot_get finds or claims the slot of a backend (control
+ * thread only); the stats pointer of a claimed slot never changes. */
+uint16_t xlb_backend_slot_get(const char *service, uint8_t proto, const struct xlb_endpoint *ep);
+struct xlb_backend_stats *xlb_backend_stats(uint16_t slot);
+void xlb_backend_registry_free(void);
+
+const char *xlb_backend_admin_name(enum xlb_backend_admin a);
 
 #endif

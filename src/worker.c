@@ -108,14 +108,22 @@ create_flow(struct xlb_worker *w, const struct xlb_services *svcs, const struct 
 		return NULL;
 	}
 	f->service_id = svc->id;
-	f->backend_id = idx;
+	f->backend_id = be->slot;
 	won = xlb_ct_insert(ct, f, &w->ct_stats);
 	if (!won) {
 		*reason = XLB_DROP_CT_FULL;
 		return NULL;
 	}
-	if (won == f)
+	if (won == f) {
+		struct xlb_backend_stats *bs = xlb_backend_stats(be->slot);
+
 		w->stats.new_flows++;
+		/* Per new connection, not per packet: an atomic is affordable. */
+		if (bs) {
+			__atomic_fetch_add(&bs->new_flows, 1, __ATOMIC_RELAXED);
+			__atomic_fetch_add(&bs->active_flows, 1, __ATOMIC_RELAXED);
+		}
+	}
 	return won;
 }
 

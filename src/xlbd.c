@@ -38,7 +38,7 @@
 
 struct xlbd {
 	const char *config_path;
-	struct xlb_config *cfg;          /* the running one; owned by dp.services */
+	struct xlb_config *cfg;          /* the running one */
 	struct xlb_dataplane dp;
 	struct xlb_xdp *xdp;
 	struct xlb_worker *workers;
@@ -170,6 +170,8 @@ static void reload(struct xlbd *d)
 	xlb_ct_set_conf(d->dp.ct, &cfg->ct);
 	old = rcu_xchg_pointer(&d->dp.services, svcs);
 	xlb_services_free_rcu(old);
+	/* Workers never read the config itself, only snapshots. */
+	xlb_config_free(d->cfg);
 	d->cfg = cfg;
 	xlb_info("configuration reloaded from %s: %u services", d->config_path, cfg->n_services);
 }
@@ -407,10 +409,9 @@ static void stop(struct xlbd *d)
 	rcu_barrier();
 	if (d->dp.ct)
 		xlb_ct_destroy(d->dp.ct);
-	if (d->dp.services)
-		xlb_services_free(d->dp.services);
-	else
-		xlb_config_free(d->cfg);
+	xlb_services_free(d->dp.services);
+	xlb_config_free(d->cfg);
+	xlb_backend_registry_free();
 }
 
 int main(int argc, char **argv)

@@ -36,6 +36,7 @@ static const uint8_t wire_mac[6] = { 0x02, 0xee, 0, 0, 0, 0x01 };
 
 static struct xlb_dataplane dp;
 static struct xlb_worker *w;
+static struct xlb_config *cfg;
 static char cfg_path[] = "/tmp/xlb-test-worker-XXXXXX";
 
 static const char *config_text =
@@ -74,7 +75,6 @@ static int sh(const char *cmd)
 static int setup(void)
 {
 	struct xlb_services *svcs;
-	struct xlb_config *cfg;
 	char err[512];
 	int fd;
 
@@ -122,6 +122,8 @@ static int teardown(void)
 	rcu_barrier();
 	xlb_ct_destroy(dp.ct);
 	xlb_services_free(dp.services);
+	xlb_config_free(cfg);
+	xlb_backend_registry_free();
 	rcu_unregister_thread();
 	return 0;
 }
