@@ -1322,7 +1322,12 @@ int xlb_config_load(const char *path, struct xlb_config **out, char *err, size_t
 	ret = read_file(path, &buf, &len, err, errlen);
 	if (ret)
 		return ret;
-	ret = scan_file(&s, buf, len);
+	/* Editors on other systems may start the file with a UTF-8 BOM;
+	 * neither the scanner nor iniparser should see it. */
+	if (len >= 3 && !memcmp(buf, "\xef\xbb\xbf", 3))
+		ret = scan_file(&s, buf + 3, len - 3);
+	else
+		ret = scan_file(&s, buf, len);
 	if (ret)
 		goto err;
 	c.ini = load_text(path, s.out ? s.out : "", s.out_len, err, errlen);

@@ -390,6 +390,10 @@ static const struct good_case {
 	  "port = 81\nbackends = 198.18.2.2\n", check_two_services, NULL },
 	{ "no-backends", GLOBAL SERVICE "backends =\n", check_no_backends, "backends: none" },
 	{ "no-backends-key", GLOBAL SERVICE, check_no_backends, "backends: none" },
+	{ "crlf-bom", "\xef\xbb\xbf; made elsewhere\r\n[global]  \r\ninterface = xlb0\r\n"
+	  "[service web]\r\nvip = 198.18.0.100\r\nport = 80\r\n"
+	  "backends = 198.18.2.2, 198.18.2.3 weight=1 , 198.18.2.4\r\n",
+	  check_continuation, NULL },
 	{ "continuation", GLOBAL SERVICE "backends = 198.18.2.2, \\\n  198.18.2.3, \\\n"
 	  "  198.18.2.4\n", check_continuation, NULL },
 };
