@@ -77,6 +77,12 @@ struct xlb_tcp_window {
  * so which node a lookup found (hence the packet's direction) is read from
  * the node's address: node[0] sits on a cache-line boundary, node[1] does
  * not. The fields every packet reads follow on the same line.
+ *
+ * Lifetime: `use` counts references (conntrack's use=): one for the table
+ * while the flow is hashed, one for an inserter while it publishes the
+ * flow, one while the collector parks its cursor on it across quiescent
+ * states. The memory is freed a grace period after the flow has left the
+ * table and `use` has dropped to 0 (rules in flow.c).
  */
 struct xlb_flow {
 	struct cds_lfht_node node[2];      /* [XLB_DIR_ORIG], [XLB_DIR_REPLY] */
@@ -98,6 +104,9 @@ struct xlb_flow {
 	struct xlb_tcp_window win[2];
 	uint32_t last_seq, last_ack, last_end;
 	uint16_t last_win;
+	uint8_t last_flags;                /* TCP tracker: simultaneous open, challenge ACK */
+	uint32_t use;                      /* references, see above; atomic */
+	uint64_t created;                  /* ns, CLOCK_MONOTONIC (UDP stream detection) */
 	uint64_t start;                    /* ns, CLOCK_REALTIME, for -o timestamp */
 	struct rcu_head rcu;
 } __attribute__((aligned(64)));
@@ -151,8 +160,10 @@ bool xlb_ct_may_create(const struct xlb_ct *ct, const struct xlb_pkt *p);
 
 /*
  * Allocate a flow for orig/reply, not yet visible to lookups. Its state is
- * set from the first packet by xlb_ct_track() after insertion. Returns NULL
- * (st->drop counted) on allocation failure.
+ * set from the first packet by xlb_ct_track() after insertion; until then
+ * it lives for the protocol's first timeout from `now`. Returns NULL and
+ * sets errno on allocation failure (the caller counts st->drop: there is
+ * no st here).
  */
 struct xlb_flow *xlb_ct_alloc(struct xlb_ct *ct, const struct xlb_tuple *orig,
 			      const struct xlb_tuple *reply, uint64_t now);
@@ -206,12 +217,25 @@ uint32_t xlb_flow_timeout_left(const struct xlb_flow *f, uint64_t now);
  */
 unsigned xlb_ct_gc(struct xlb_ct *ct, uint64_t now, unsigned budget);
 
+/* What the collector did since the table was created (read from the
+ * collector's thread, or accept slightly stale values). `restarts` counts
+ * slices that found their cursor entry deleted and began again from the
+ * start of the table. */
+struct xlb_ct_gc_stats {
+	uint64_t slices;
+	uint64_t scanned;
+	uint64_t deleted;
+	uint64_t restarts;
+};
+void xlb_ct_gc_stats(const struct xlb_ct *ct, struct xlb_ct_gc_stats *out);
+
 uint32_t xlb_ct_count(const struct xlb_ct *ct);
 uint32_t xlb_ct_max(const struct xlb_ct *ct);
 
 /* Visit every live entry once. RCU read side for the whole walk; fn may call
  * xlb_ct_delete on the flow it is given. Stops early when fn returns nonzero
- * and returns that value. */
+ * and returns that value. Entries past their timeout that the collector has
+ * not removed yet are visited too (xlb_flow_timeout_left() says 0). */
 typedef int (*xlb_ct_iter_fn)(struct xlb_flow *f, void *arg);
 int xlb_ct_foreach(struct xlb_ct *ct, xlb_ct_iter_fn fn, void *arg);
 
