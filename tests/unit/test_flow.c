@@ -1,0 +1,1112 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The flow table and the trackers: what a user of conntrack would notice.
+ * Time is passed in, never read from a clock, so nothing here depends on
+ * how fast the machine is.
+ */
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <CUnit/Basic.h>
+
+#include "flow.h"
+#include "flow_internal.h"   /* only to park the collector's cursor on a known flow */
+
+#define SEC 1000000000ull
+#define T0 (1000 * SEC)
+
+/* The kernel's defaults, in config.h's order. */
+static const uint32_t default_timeouts[XLB_TO_MAX] = {
+	120, 60, 432000, 120, 60, 30, 120, 10, 300, 300, 30, 120, 30, 600,
+};
+
+static void conf_init(struct xlb_ct_conf *conf, uint32_t max, uint32_t buckets)
+{
+	memset(conf, 0, sizeof(*conf));
+	conf->max = max;
+	conf->buckets = buckets;
+	memcpy(conf->timeout, default_timeouts, sizeof(conf->timeout));
+	conf->tcp_loose = true;
+}
+
+static struct xlb_ct *ct_new(uint32_t max)
+{
+	struct xlb_ct_conf conf;
+	struct xlb_ct *ct;
+
+	conf_init(&conf, max, 64);
+	ct = xlb_ct_create(&conf);
+	CU_ASSERT_FATAL(ct != NULL);
+	return ct;
+}
+
+/* Let deleted flows go (call_rcu) before the table is freed, so the leak
+ * checker sees every flow released. */
+static void ct_free(struct xlb_ct *ct)
+{
+	rcu_barrier();
+	xlb_ct_destroy(ct);
+	rcu_barrier();
+}
+
+static void tuple4(struct xlb_tuple *t, uint8_t proto, uint32_t src, uint32_t dst,
+		   uint16_t sport, uint16_t dport)
+{
+	memset(t, 0, sizeof(*t));
+	xlb_addr_from_v4(&t->src, htonl(src));
+	xlb_addr_from_v4(&t->dst, htonl(dst));
+	t->sport = htons(sport);
+	t->dport = htons(dport);
+	t->proto = proto;
+	t->family = AF_INET;
+}
+
+#define CLIENT  0xc6120001u   /* 198.18.0.1 */
+#define VIP     0xc6120064u   /* 198.18.0.100 */
+#define BACKEND 0xc6120202u   /* 198.18.2.2 */
+
+/* Client port -> VIP:80, DNATed to BACKEND:8080; the reply comes back from
+ * the backend. */
+static void conn_tuples(struct xlb_tuple *orig, struct xlb_tuple *reply, uint8_t proto,
+			uint32_t n)
+{
+	uint16_t cport = (uint16_t)(10000 + n % 50000);
+	uint32_t client = CLIENT + n / 50000;
+
+	tuple4(orig, proto, client, VIP, cport, 80);
+	tuple4(reply, proto, BACKEND, client, 8080, cport);
+}
+
+static struct xlb_flow *conn_new(struct xlb_ct *ct, uint8_t proto, uint32_t n, uint64_t now,
+				 struct xlb_ct_stats *st)
+{
+	struct xlb_tuple orig, reply;
+	struct xlb_flow *f;
+
+	conn_tuples(&orig, &reply, proto, n);
+	f = xlb_ct_alloc(ct, &orig, &reply, now);
+	CU_ASSERT_FATAL(f != NULL);
+	return xlb_ct_insert(ct, f, st);
+}
+
+static struct xlb_flow *find(struct xlb_ct *ct, const struct xlb_tuple *t, uint64_t now,
+			     enum xlb_dir *dir)
+{
+	enum xlb_dir scratch;
+
+	return xlb_ct_lookup(ct, t, xlb_ct_hash(ct, t), now, dir ? dir : &scratch);
+}
+
+static struct xlb_flow *find_conn(struct xlb_ct *ct, uint8_t proto, uint32_t n, uint64_t now)
+{
+	struct xlb_tuple orig, reply;
+
+	conn_tuples(&orig, &reply, proto, n);
+	return find(ct, &orig, now, NULL);
+}
+
+/* A TCP segment with a real header, so the tracker can read seq/ack. */
+struct seg {
+	struct xlb_pkt p;
+	uint8_t buf[20];
+};
+
+static void tcp_seg(struct seg *s, const struct xlb_flow *f, enum xlb_dir dir, uint8_t flags,
+		    uint32_t seq, uint32_t ack)
+{
+	uint32_t v;
+	uint16_t w = htons(65535);
+
+	memset(s, 0, sizeof(*s));
+	v = htonl(seq);
+	memcpy(s->buf + 4, &v, 4);
+	v = htonl(ack);
+	memcpy(s->buf + 8, &v, 4);
+	s->buf[12] = 5 << 4;
+	s->buf[13] = flags;
+	memcpy(s->buf + 14, &w, 2);
+	s->p.data = s->buf;
+	s->p.len = sizeof(s->buf);
+	s->p.l4_len = sizeof(s->buf);
+	s->p.l3_len = 40;
+	s->p.tcp_flags = flags;
+	s->p.tuple = f->tuple[dir];
+}
+
+static void udp_pkt(struct xlb_pkt *p, const struct xlb_flow *f, enum xlb_dir dir)
+{
+	memset(p, 0, sizeof(*p));
+	p->tuple = f->tuple[dir];
+}
+
+/* --- lookups ---------------------------------------------------------- */
+
+static void test_lookup_both_directions(void)
+{
+	struct xlb_ct *ct = ct_new(1024);
+	struct xlb_ct_stats st = { 0 };
+	struct xlb_tuple orig, reply, other;
+	struct xlb_flow *f;
+	enum xlb_dir dir = XLB_DIR_REPLY;
+
+	f = conn_new(ct, IPPROTO_TCP, 1, T0, &st);
+	CU_ASSERT_FATAL(f != NULL);
+	CU_ASSERT_EQUAL(st.insert, 1);
+	CU_ASSERT_EQUAL(xlb_ct_count(ct), 1);
+	CU_ASSERT_EQUAL(f->use, 1);   /* what conntrack -L shows as use=1 */
+
+	conn_tuples(&orig, &reply, IPPROTO_TCP, 1);
+	CU_ASSERT_EQUAL(xlb_ct_hash(ct, &orig), xlb_ct_hash(ct, &orig));
+	CU_ASSERT_PTR_EQUAL(find(ct, &orig, T0, &dir), f);
+	CU_ASSERT_EQUAL(dir, XLB_DIR_ORIG);
+	CU_ASSERT_PTR_EQUAL(find(ct, &reply, T0, &dir), f);
+	CU_ASSERT_EQUAL(dir, XLB_DIR_REPLY);
+
+	/* The same ports over UDP, another zone, the tuple inverted: other
+	 * connections. */
+	conn_tuples(&other, &reply, IPPROTO_UDP, 1);
+	CU_ASSERT_PTR_NULL(find(ct, &other, T0, NULL));
+	other = orig;
+	other.zone = 1;
+	CU_ASSERT_PTR_NULL(find(ct, &other, T0, NULL));
+	xlb_tuple_invert(&other, &orig);
+	CU_ASSERT_PTR_NULL(find(ct, &other, T0, NULL));
+	ct_free(ct);
+}
+
+static void test_seed_is_random(void)
+{
+	struct xlb_ct *a = ct_new(16), *b = ct_new(16);
+	struct xlb_tuple orig, reply;
+	int i, same = 0;
+
+	/* Two tables hash a tuple differently (a 2^-32 chance per tuple of
+	 * agreeing; eight tuples all agreeing means no seed). */
+	for (i = 0; i < 8; i++) {
+		conn_tuples(&orig, &reply, IPPROTO_TCP, (uint32_t)i);
+		same += xlb_ct_hash(a, &orig) == xlb_ct_hash(b, &orig);
+	}
+	CU_ASSERT(same < 8);
+	ct_free(a);
+	ct_free(b);
+}
+
+static void test_expired_never_matches(void)
+{
+	struct xlb_ct *ct = ct_new(1024);
+	struct xlb_ct_stats st = { 0 };
+	struct xlb_tuple orig, reply;
+	struct xlb_flow *f;
+	struct seg s;
+
+	f = conn_new(ct, IPPROTO_TCP, 7, T0, &st);
+	CU_ASSERT_FATAL(f != NULL);
+	tcp_seg(&s, f, XLB_DIR_ORIG, XLB_TCP_SYN, 100, 0);
+	CU_ASSERT_EQUAL(xlb_ct_track(ct, f, XLB_DIR_ORIG, &s.p, T0), XLB_CTINFO_NEW);
+	CU_ASSERT_EQUAL(xlb_flow_timeout_left(f, T0), 120);
+
+	conn_tuples(&orig, &reply, IPPROTO_TCP, 7);
+	CU_ASSERT_PTR_EQUAL(find(ct, &orig, T0 + 119 * SEC, NULL), f);
+	CU_ASSERT_PTR_NULL(find(ct, &orig, T0 + 120 * SEC, NULL));
+	CU_ASSERT_PTR_NULL(find(ct, &reply, T0 + 500 * SEC, NULL));
+	CU_ASSERT_EQUAL(xlb_flow_timeout_left(f, T0 + 500 * SEC), 0);
+	/* A lookup does not remove it: the collector does. */
+	CU_ASSERT_EQUAL(xlb_ct_count(ct), 1);
+
+	/* A new connection on the expired tuple replaces it. */
+	f = conn_new(ct, IPPROTO_TCP, 7, T0 + 500 * SEC, &st);
+	CU_ASSERT_FATAL(f != NULL);
+	CU_ASSERT_EQUAL(f->created, T0 + 500 * SEC);
+	CU_ASSERT_EQUAL(xlb_ct_count(ct), 1);
+	CU_ASSERT_PTR_EQUAL(find(ct, &orig, T0 + 500 * SEC, NULL), f);
+
+	/* A deleted flow stops matching at once, though readers may still
+	 * hold it. */
+	CU_ASSERT_TRUE(xlb_ct_delete(ct, f));
+	CU_ASSERT_FALSE(xlb_ct_delete(ct, f));
+	CU_ASSERT_PTR_NULL(find(ct, &orig, T0 + 500 * SEC, NULL));
+	CU_ASSERT_EQUAL(xlb_ct_count(ct), 0);
+	ct_free(ct);
+}
+
+/* --- insert races and clashes ---------------------------------------- */
+
+#define RACE_ROUNDS 3000
+
+struct race {
+	struct xlb_ct *ct;
+	pthread_barrier_t barrier;
+	struct xlb_flow *got[2][RACE_ROUNDS];
+	struct xlb_ct_stats st[2];
+};
+
+struct racer {
+	struct race *race;
+	int id;
+};
+
+static void *racer_main(void *arg)
+{
+	struct racer *r = arg;
+	struct race *race = r->race;
+	struct xlb_tuple orig, reply;
+	struct xlb_flow *f;
+	uint32_t i;
+
+	rcu_register_thread();
+	for (i = 0; i < RACE_ROUNDS; i++) {
+		conn_tuples(&orig, &reply, IPPROTO_UDP, i);
+		f = xlb_ct_alloc(race->ct, &orig, &reply, T0);
+		rcu_thread_offline();
+		pthread_barrier_wait(&race->barrier);
+		rcu_thread_online();
+		race->got[r->id][i] = xlb_ct_insert(race->ct, f, &race->st[r->id]);
+		rcu_quiescent_state();
+	}
+	rcu_unregister_thread();
+	return NULL;
+}
+
+static int count_flow(struct xlb_flow *f, void *arg)
+{
+	(void)f;
+	(*(unsigned *)arg)++;
+	return 0;
+}
+
+static void test_insert_race_loser_adopts_winner(void)
+{
+	struct race *race = calloc(1, sizeof(*race));
+	struct racer racers[2];
+	pthread_t th[2];
+	unsigned i, n = 0, mismatched = 0, missing = 0;
+	int t;
+
+	CU_ASSERT_FATAL(race != NULL);
+	race->ct = ct_new(RACE_ROUNDS * 2);
+	pthread_barrier_init(&race->barrier, NULL, 2);
+	rcu_thread_offline();
+	for (t = 0; t < 2; t++) {
+		racers[t].race = race;
+		racers[t].id = t;
+		pthread_create(&th[t], NULL, racer_main, &racers[t]);
+	}
+	for (t = 0; t < 2; t++)
+		pthread_join(th[t], NULL);
+	rcu_thread_online();
+
+	for (i = 0; i < RACE_ROUNDS; i++) {
+		if (!race->got[0][i] || race->got[0][i] != race->got[1][i])
+			mismatched++;
+		if (find_conn(race->ct, IPPROTO_UDP, i, T0) != race->got[0][i])
+			missing++;
+	}
+	CU_ASSERT_EQUAL(mismatched, 0);
+	CU_ASSERT_EQUAL(missing, 0);
+	CU_ASSERT_EQUAL(xlb_ct_count(race->ct), RACE_ROUNDS);
+	xlb_ct_foreach(race->ct, count_flow, &n);
+	CU_ASSERT_EQUAL(n, RACE_ROUNDS);
+	CU_ASSERT_EQUAL(race->st[0].insert + race->st[1].insert, RACE_ROUNDS);
+	CU_ASSERT_EQUAL(race->st[0].clash_resolve + race->st[1].clash_resolve, RACE_ROUNDS);
+	CU_ASSERT_EQUAL(race->st[0].insert_failed + race->st[1].insert_failed, 0);
+
+	pthread_barrier_destroy(&race->barrier);
+	ct_free(race->ct);
+	free(race);
+}
+
+static void test_reply_tuple_clash(void)
+{
+	struct xlb_ct *ct = ct_new(1024);
+	struct xlb_ct_stats st = { 0 };
+	struct xlb_tuple orig_a, reply_a, orig_b, orig_c;
+	struct xlb_flow *a, *b, *c;
+	enum xlb_dir dir;
+
+	a = conn_new(ct, IPPROTO_TCP, 1, T0, &st);
+	CU_ASSERT_FATAL(a != NULL);
+	conn_tuples(&orig_a, &reply_a, IPPROTO_TCP, 1);
+
+	/* Another client connection NATed onto the same backend tuple. */
+	tuple4(&orig_b, IPPROTO_TCP, CLIENT, VIP + 1, 10001, 80);
+	b = xlb_ct_alloc(ct, &orig_b, &reply_a, T0);
+	CU_ASSERT_PTR_NULL(xlb_ct_insert(ct, b, &st));
+	CU_ASSERT_EQUAL(st.insert_failed, 1);
+	CU_ASSERT_PTR_NULL(find(ct, &orig_b, T0, NULL));
+	CU_ASSERT_PTR_EQUAL(find(ct, &reply_a, T0, &dir), a);
+	CU_ASSERT_EQUAL(dir, XLB_DIR_REPLY);
+
+	/* A new flow whose original tuple is a's reply tuple is not a's to
+	 * adopt either. */
+	tuple4(&orig_c, IPPROTO_TCP, CLIENT, VIP, 30000, 80);
+	c = xlb_ct_alloc(ct, &reply_a, &orig_c, T0);
+	CU_ASSERT_PTR_NULL(xlb_ct_insert(ct, c, &st));
+	CU_ASSERT_EQUAL(st.insert_failed, 2);
+	CU_ASSERT_EQUAL(st.clash_resolve, 0);
+	CU_ASSERT_PTR_EQUAL(find(ct, &orig_a, T0, NULL), a);
+
+	CU_ASSERT_EQUAL(xlb_ct_count(ct), 1);
+	CU_ASSERT_EQUAL(st.insert, 1);
+	ct_free(ct);
+}
+
+/* --- full table ------------------------------------------------------- */
+
+/* Make a UDP flow ASSURED the way traffic does: a reply, then more traffic
+ * after two seconds. */
+static void udp_assure(struct xlb_ct *ct, struct xlb_flow *f, uint64_t t)
+{
+	struct xlb_pkt p;
+
+	udp_pkt(&p, f, XLB_DIR_ORIG);
+	xlb_ct_track(ct, f, XLB_DIR_ORIG, &p, t);
+	udp_pkt(&p, f, XLB_DIR_REPLY);
+	xlb_ct_track(ct, f, XLB_DIR_REPLY, &p, t + SEC / 10);
+	udp_pkt(&p, f, XLB_DIR_ORIG);
+	xlb_ct_track(ct, f, XLB_DIR_ORIG, &p, t + 3 * SEC);
+}
+
+static void test_full_table_early_drop(void)
+{
+	struct xlb_ct *ct = ct_new(8);
+	struct xlb_ct_stats st = { 0 };
+	struct xlb_flow *f, *keep[8];
+	uint32_t i, found = 0;
+
+	/* Two ASSURED and six unreplied: a ninth connection evicts one of
+	 * the six. */
+	for (i = 0; i < 8; i++) {
+		keep[i] = conn_new(ct, IPPROTO_UDP, i, T0, &st);
+		CU_ASSERT_FATAL(keep[i] != NULL);
+		if (i < 2)
+			udp_assure(ct, keep[i], T0);
+	}
+	CU_ASSERT_EQUAL(xlb_ct_count(ct), 8);
+	for (i = 8; i < 14; i++) {
+		f = conn_new(ct, IPPROTO_UDP, i, T0 + 4 * SEC, &st);
+		CU_ASSERT_PTR_NOT_NULL(f);
+		CU_ASSERT_PTR_EQUAL(find_conn(ct, IPPROTO_UDP, i, T0 + 4 * SEC), f);
+		CU_ASSERT_EQUAL(xlb_ct_count(ct), 8);
+	}
+	CU_ASSERT_EQUAL(st.early_drop, 6);
+	CU_ASSERT_EQUAL(st.drop, 0);
+	/* The ASSURED ones survive; six of the twelve unassured do. */
+	CU_ASSERT_PTR_EQUAL(find_conn(ct, IPPROTO_UDP, 0, T0 + 4 * SEC), keep[0]);
+	CU_ASSERT_PTR_EQUAL(find_conn(ct, IPPROTO_UDP, 1, T0 + 4 * SEC), keep[1]);
+	for (i = 2; i < 14; i++)
+		found += find_conn(ct, IPPROTO_UDP, i, T0 + 4 * SEC) != NULL;
+	CU_ASSERT_EQUAL(found, 6);
+	ct_free(ct);
+}
+
+static void test_full_table_of_assured_refuses(void)
+{
+	struct xlb_ct *ct = ct_new(8);
+	struct xlb_ct_stats st = { 0 };
+	struct xlb_flow *keep[8];
+	uint32_t i;
+
+	for (i = 0; i < 8; i++) {
+		keep[i] = conn_new(ct, IPPROTO_UDP, i, T0, &st);
+		CU_ASSERT_FATAL(keep[i] != NULL);
+		udp_assure(ct, keep[i], T0);
+		CU_ASSERT_TRUE(keep[i]->status & XLB_FLOW_ASSURED);
+	}
+	CU_ASSERT_PTR_NULL(conn_new(ct, IPPROTO_UDP, 100, T0 + 4 * SEC, &st));
+	CU_ASSERT_EQUAL(st.drop, 1);
+	CU_ASSERT_EQUAL(st.early_drop, 0);
+	CU_ASSERT_EQUAL(xlb_ct_count(ct), 8);
+	CU_ASSERT_PTR_NULL(find_conn(ct, IPPROTO_UDP, 100, T0 + 4 * SEC));
+	for (i = 0; i < 8; i++)
+		CU_ASSERT_PTR_EQUAL(find_conn(ct, IPPROTO_UDP, i, T0 + 4 * SEC), keep[i]);
+
+	/* Expired entries make room even when they are ASSURED. */
+	CU_ASSERT_PTR_NOT_NULL(conn_new(ct, IPPROTO_UDP, 101, T0 + 1000 * SEC, &st));
+	CU_ASSERT_EQUAL(xlb_ct_count(ct), 8);
+	ct_free(ct);
+}
+
+/* --- collector ---------------------------------------------------------- */
+
+#define GC_FLOWS 20000
+
+struct gc_deleter {
+	struct xlb_ct *ct;
+	uint64_t now;
+	unsigned deleted;
+};
+
+/* Deletes every connection n with n % 4 == 1 (all live) while the
+ * collector runs. */
+static void *gc_deleter_main(void *arg)
+{
+	struct gc_deleter *d = arg;
+	struct xlb_flow *f;
+	uint32_t n;
+
+	rcu_register_thread();
+	for (n = 1; n < GC_FLOWS; n += 4) {
+		f = find_conn(d->ct, IPPROTO_UDP, n, d->now);
+		if (f && xlb_ct_delete(d->ct, f))
+			d->deleted++;
+		if (n % 64 == 1)
+			rcu_quiescent_state();
+	}
+	rcu_unregister_thread();
+	return NULL;
+}
+
+static int count_expired(struct xlb_flow *f, void *arg)
+{
+	uint64_t *now_and_count = arg;
+
+	if (xlb_flow_timeout_left(f, now_and_count[0]) == 0)
+		now_and_count[1]++;
+	return 0;
+}
+
+/* Run slices until the collector has gone `passes` times past the end of
+ * the table. */
+static unsigned gc_passes(struct xlb_ct *ct, uint64_t now, int passes)
+{
+	unsigned deleted = 0;
+
+	while (passes > 0) {
+		deleted += xlb_ct_gc(ct, now, 100);
+		if (!ct->gc_cursor)
+			passes--;
+		rcu_quiescent_state();
+	}
+	return deleted;
+}
+
+static void test_gc_slices(void)
+{
+	struct xlb_ct *ct = ct_new(GC_FLOWS * 2);
+	struct xlb_ct_stats st = { 0 };
+	struct xlb_ct_gc_stats gs;
+	struct gc_deleter d = { .ct = ct };
+	struct xlb_flow *f;
+	pthread_t th;
+	uint64_t now = T0 + 60 * SEC;
+	uint64_t expired_left[2] = { now, 0 };
+	unsigned slices = 0, got, max_slice = 0, lost = 0, cursor_n = 0;
+	bool cursor_deleted = false;
+	uint32_t n;
+
+	/* Even n: UDP timeout 30 s, expired at `now`. Odd n: refreshed at
+	 * T0 + 50 s, alive. */
+	for (n = 0; n < GC_FLOWS; n++) {
+		f = conn_new(ct, IPPROTO_UDP, n, T0, &st);
+		CU_ASSERT_FATAL(f != NULL);
+		if (n % 2) {
+			struct xlb_pkt p;
+
+			udp_pkt(&p, f, XLB_DIR_ORIG);
+			xlb_ct_track(ct, f, XLB_DIR_ORIG, &p, T0 + 50 * SEC);
+		}
+	}
+	d.now = now;
+	rcu_quiescent_state();
+
+	pthread_create(&th, NULL, gc_deleter_main, &d);
+	do {
+		got = xlb_ct_gc(ct, now, 100);
+		if (got > max_slice)
+			max_slice = got;
+		slices++;
+		/* Between two slices, delete the flow the collector is parked
+		 * on, then go quiescent: its memory may not be reused while the
+		 * collector holds it, and the next slice must notice. */
+		if (slices == 3) {
+			CU_ASSERT_FATAL(ct->gc_cursor != NULL);
+			f = ct->gc_cursor;
+			cursor_n = ntohs(f->tuple[XLB_DIR_ORIG].sport) - 10000u;
+			cursor_deleted = xlb_ct_delete(ct, f);
+		}
+		rcu_quiescent_state();
+	} while (ct->gc_cursor);
+	rcu_thread_offline();
+	pthread_join(th, NULL);
+	rcu_thread_online();
+	/* What the other thread left and what expired meanwhile. */
+	gc_passes(ct, now, 1);
+
+	CU_ASSERT(slices > 10);            /* the work was spread out */
+	CU_ASSERT(max_slice <= 100);
+	xlb_ct_foreach(ct, count_expired, expired_left);
+	CU_ASSERT_EQUAL(expired_left[1], 0);
+	xlb_ct_gc_stats(ct, &gs);
+	CU_ASSERT(gs.restarts >= 1);
+	CU_ASSERT(gs.deleted + (cursor_deleted && cursor_n % 2 == 0) == GC_FLOWS / 2);
+
+	/* Every live flow not deleted by the other thread is still here. */
+	for (n = 1; n < GC_FLOWS; n += 2) {
+		f = find_conn(ct, IPPROTO_UDP, n, now);
+		if (n % 4 == 1) {
+			CU_ASSERT_PTR_NULL(f);
+		} else if (!f) {
+			lost++;
+		}
+	}
+	CU_ASSERT_EQUAL(lost, cursor_deleted && cursor_n % 4 == 3);
+	CU_ASSERT_EQUAL(d.deleted + (cursor_deleted && cursor_n % 4 == 1), GC_FLOWS / 4);
+	CU_ASSERT_EQUAL(xlb_ct_count(ct), GC_FLOWS / 4 - lost);
+	ct_free(ct);
+}
+
+/* --- foreach, count, reload ------------------------------------------ */
+
+static int delete_odd(struct xlb_flow *f, void *arg)
+{
+	struct xlb_ct *ct = arg;
+
+	if (ntohs(f->tuple[XLB_DIR_ORIG].sport) % 2)
+		xlb_ct_delete(ct, f);
+	return 0;
+}
+
+static int stop_at_third(struct xlb_flow *f, void *arg)
+{
+	(void)f;
+	return ++*(int *)arg == 3 ? 42 : 0;
+}
+
+static void test_foreach_and_count(void)
+{
+	struct xlb_ct *ct = ct_new(1000);
+	struct xlb_ct_stats st = { 0 };
+	unsigned n = 0;
+	uint32_t i;
+	int seen = 0;
+
+	for (i = 0; i < 100; i++)
+		CU_ASSERT_PTR_NOT_NULL(conn_new(ct, IPPROTO_TCP, i, T0, &st));
+	/* The same connections again: adopted, not counted twice. */
+	for (i = 0; i < 10; i++)
+		CU_ASSERT_PTR_NOT_NULL(conn_new(ct, IPPROTO_TCP, i, T0, &st));
+	CU_ASSERT_EQUAL(xlb_ct_count(ct), 100);
+	CU_ASSERT_EQUAL(st.clash_resolve, 10);
+	CU_ASSERT_EQUAL(xlb_ct_max(ct), 1000);
+
+	xlb_ct_foreach(ct, count_flow, &n);
+	CU_ASSERT_EQUAL(n, 100);
+	CU_ASSERT_EQUAL(xlb_ct_foreach(ct, stop_at_third, &seen), 42);
+	CU_ASSERT_EQUAL(seen, 3);
+
+	CU_ASSERT_EQUAL(xlb_ct_foreach(ct, delete_odd, ct), 0);
+	CU_ASSERT_EQUAL(xlb_ct_count(ct), 50);
+	n = 0;
+	xlb_ct_foreach(ct, count_flow, &n);
+	CU_ASSERT_EQUAL(n, 50);
+	CU_ASSERT_PTR_NULL(find_conn(ct, IPPROTO_TCP, 1, T0));
+	CU_ASSERT_PTR_NOT_NULL(find_conn(ct, IPPROTO_TCP, 2, T0));
+	rcu_quiescent_state();
+	ct_free(ct);
+}
+
+static void test_reload_conf(void)
+{
+	struct xlb_ct *ct = ct_new(1000);
+	struct xlb_ct_conf conf;
+	struct xlb_ct_stats st = { 0 };
+	struct xlb_flow *f;
+	struct xlb_pkt p;
+
+	conf_init(&conf, 5, 64);
+	conf.timeout[XLB_TO_UDP] = 7;
+	xlb_ct_set_conf(ct, &conf);
+	CU_ASSERT_EQUAL(xlb_ct_max(ct), 5);
+	f = conn_new(ct, IPPROTO_UDP, 1, T0, &st);
+	CU_ASSERT_FATAL(f != NULL);
+	udp_pkt(&p, f, XLB_DIR_ORIG);
+	xlb_ct_track(ct, f, XLB_DIR_ORIG, &p, T0);
+	CU_ASSERT_EQUAL(xlb_flow_timeout_left(f, T0), 7);
+	ct_free(ct);
+
+	conf.max = 0;
+	CU_ASSERT_PTR_NULL(xlb_ct_create(&conf));
+}
+
+/* --- TCP state machine ------------------------------------------------ */
+
+#define GONE XLB_TCP_MAX   /* expected "state": the flow was deleted */
+#define O XLB_DIR_ORIG
+#define R XLB_DIR_REPLY
+#define SYN XLB_TCP_SYN
+#define ACK XLB_TCP_ACK
+#define FIN XLB_TCP_FIN
+#define RST XLB_TCP_RST
+#define PSH XLB_TCP_PSH
+#define URG XLB_TCP_URG
+#define CT_NEW XLB_CTINFO_NEW
+#define CT_EST XLB_CTINFO_ESTABLISHED
+#define CT_INV XLB_CTINFO_INVALID
+
+struct tcp_step {
+	enum xlb_dir dir;
+	uint8_t flags;
+	uint32_t seq, ack;
+	uint8_t state;           /* expected after the packet */
+	enum xlb_ctinfo ctinfo;  /* expected */
+};
+
+struct tcp_case {
+	const char *name;
+	uint8_t start;           /* state the flow is put in first */
+	uint32_t status;         /* and its status bits */
+	struct tcp_step steps[8];
+};
+
+#define SEEN XLB_FLOW_SEEN_REPLY
+#define BOTH (XLB_FLOW_SEEN_REPLY | XLB_FLOW_ASSURED)
+
+static const struct tcp_case tcp_cases[] = {
+	{ "three-way handshake", XLB_TCP_NONE, 0, {
+		{ O, SYN,       1000, 0,    XLB_TCP_SYN_SENT,    CT_NEW },
+		{ R, SYN | ACK, 5000, 1001, XLB_TCP_SYN_RECV,    CT_EST },
+		{ O, ACK,       1001, 5001, XLB_TCP_ESTABLISHED, CT_EST },
+		{ R, ACK | PSH, 5001, 1001, XLB_TCP_ESTABLISHED, CT_EST },
+		{ 0 } } },
+	{ "SYN retransmitted", XLB_TCP_NONE, 0, {
+		{ O, SYN,       1000, 0,    XLB_TCP_SYN_SENT,    CT_NEW },
+		{ O, SYN,       1000, 0,    XLB_TCP_SYN_SENT,    CT_NEW },
+		{ R, SYN | ACK, 5000, 1001, XLB_TCP_SYN_RECV,    CT_EST },
+		{ R, SYN | ACK, 5000, 1001, XLB_TCP_SYN_RECV,    CT_EST },   /* ignored */
+		{ O, ACK,       1001, 5001, XLB_TCP_ESTABLISHED, CT_EST },
+		{ 0 } } },
+	{ "simultaneous open", XLB_TCP_NONE, 0, {
+		{ O, SYN,       1000, 0,    XLB_TCP_SYN_SENT,    CT_NEW },
+		{ R, SYN,       5000, 0,    XLB_TCP_SYN_SENT2,   CT_EST },
+		{ O, SYN | ACK, 1000, 5001, XLB_TCP_SYN_RECV,    CT_EST },
+		{ R, SYN | ACK, 5000, 1001, XLB_TCP_SYN_RECV,    CT_EST },
+		{ R, ACK,       5001, 1001, XLB_TCP_ESTABLISHED, CT_EST },
+		{ 0 } } },
+	{ "client closes first", XLB_TCP_ESTABLISHED, BOTH, {
+		{ O, FIN | ACK, 1, 1, XLB_TCP_FIN_WAIT,   CT_EST },
+		{ R, ACK,       1, 2, XLB_TCP_CLOSE_WAIT, CT_EST },
+		{ R, FIN | ACK, 1, 2, XLB_TCP_LAST_ACK,   CT_EST },
+		{ O, ACK,       2, 2, XLB_TCP_TIME_WAIT,  CT_EST },
+		{ O, ACK,       2, 2, XLB_TCP_TIME_WAIT,  CT_EST },
+		{ 0 } } },
+	{ "server closes first, FINs cross", XLB_TCP_ESTABLISHED, BOTH, {
+		{ R, FIN | ACK | PSH, 1, 1, XLB_TCP_FIN_WAIT,  CT_EST },
+		{ O, FIN | ACK,       1, 2, XLB_TCP_LAST_ACK,  CT_EST },
+		{ O, FIN | ACK,       1, 2, XLB_TCP_LAST_ACK,  CT_EST },   /* retransmitted */
+		{ R, ACK,             2, 2, XLB_TCP_TIME_WAIT, CT_EST },
+		{ 0 } } },
+	{ "RST closes", XLB_TCP_ESTABLISHED, BOTH, {
+		{ R, RST | ACK, 1, 1, XLB_TCP_CLOSE, CT_EST },
+		{ O, ACK,       1, 1, XLB_TCP_CLOSE, CT_EST },
+		{ 0 } } },
+	{ "SYN after RST reopens", XLB_TCP_ESTABLISHED, BOTH, {
+		{ O, RST,       1, 0, XLB_TCP_CLOSE, CT_EST },
+		{ O, SYN,       9, 0, GONE,          CT_NEW },
+		{ 0 } } },
+	{ "SYN in TIME_WAIT reopens", XLB_TCP_TIME_WAIT, BOTH, {
+		{ O, SYN, 9, 0, GONE, CT_NEW },
+		{ 0 } } },
+	{ "server SYN in TIME_WAIT reopens", XLB_TCP_TIME_WAIT, BOTH, {
+		{ R, SYN, 9, 0, GONE, CT_NEW },
+		{ 0 } } },
+	{ "refused: RST before any reply", XLB_TCP_NONE, 0, {
+		{ O, SYN,       1000, 0,    XLB_TCP_SYN_SENT, CT_NEW },
+		{ R, RST | ACK, 0,    1001, GONE,             CT_EST },
+		{ 0 } } },
+	{ "picked up mid-connection (tcp_loose)", XLB_TCP_NONE, 0, {
+		{ O, ACK | PSH, 1, 1, XLB_TCP_ESTABLISHED, CT_NEW },
+		{ R, ACK,       1, 2, XLB_TCP_ESTABLISHED, CT_EST },
+		{ O, ACK,       2, 2, XLB_TCP_ESTABLISHED, CT_EST },
+		{ 0 } } },
+	{ "SYN in ESTABLISHED ignored, then resync on its SYN/ACK", XLB_TCP_ESTABLISHED, BOTH, {
+		{ O, SYN,       7000, 0,    XLB_TCP_ESTABLISHED, CT_EST },
+		{ R, SYN | ACK, 9000, 7001, XLB_TCP_SYN_RECV,    CT_EST },
+		{ O, ACK,       7001, 9001, XLB_TCP_ESTABLISHED, CT_EST },
+		{ 0 } } },
+	{ "ignored SYN, unrelated SYN/ACK: no resync", XLB_TCP_ESTABLISHED, BOTH, {
+		{ O, SYN,       7000, 0,  XLB_TCP_ESTABLISHED, CT_EST },
+		{ R, SYN | ACK, 9000, 55, XLB_TCP_ESTABLISHED, CT_EST },
+		{ 0 } } },
+	{ "challenge ACK in LAST_ACK is not the last ACK", XLB_TCP_LAST_ACK, BOTH, {
+		{ O, SYN, 7000, 0, XLB_TCP_LAST_ACK,  CT_EST },
+		{ R, ACK, 1,    1, XLB_TCP_LAST_ACK,  CT_EST },
+		{ R, ACK, 1,    1, XLB_TCP_TIME_WAIT, CT_EST },
+		{ 0 } } },
+	{ "server ACK to a bare SYN ignored", XLB_TCP_SYN_SENT, 0, {
+		{ R, ACK, 5, 1, XLB_TCP_SYN_SENT, CT_EST },
+		{ 0 } } },
+	{ "invalid: SYN/ACK from the client first", XLB_TCP_NONE, 0, {
+		{ O, SYN | ACK, 1, 1, XLB_TCP_NONE, CT_INV },
+		{ 0 } } },
+	{ "invalid: FIN before any SYN/ACK", XLB_TCP_SYN_SENT, 0, {
+		{ O, FIN | ACK, 1, 1, XLB_TCP_SYN_SENT, CT_INV },
+		{ R, FIN | ACK, 1, 1, XLB_TCP_SYN_SENT, CT_INV },
+		{ 0 } } },
+	{ "invalid: client ACK before SYN/ACK", XLB_TCP_SYN_SENT, 0, {
+		{ O, ACK, 1, 1, XLB_TCP_SYN_SENT, CT_INV },
+		{ 0 } } },
+	{ "invalid: server SYN on an established connection", XLB_TCP_ESTABLISHED, BOTH, {
+		{ R, SYN, 1, 0, XLB_TCP_ESTABLISHED, CT_INV },
+		{ 0 } } },
+	{ "invalid: client SYN/ACK on an established connection", XLB_TCP_ESTABLISHED, BOTH, {
+		{ O, SYN | ACK, 1, 1, XLB_TCP_ESTABLISHED, CT_INV },
+		{ 0 } } },
+	{ "invalid flag combinations", XLB_TCP_ESTABLISHED, BOTH, {
+		{ O, SYN | FIN,       1, 0, XLB_TCP_ESTABLISHED, CT_INV },
+		{ O, SYN | RST,       1, 0, XLB_TCP_ESTABLISHED, CT_INV },
+		{ O, FIN,             1, 0, XLB_TCP_ESTABLISHED, CT_INV },
+		{ O, 0,               1, 0, XLB_TCP_ESTABLISHED, CT_INV },
+		{ R, PSH,             1, 0, XLB_TCP_ESTABLISHED, CT_INV },
+		{ R, RST | ACK | URG, 1, 0, XLB_TCP_ESTABLISHED, CT_INV },
+		{ O, ACK | URG | PSH, 1, 1, XLB_TCP_ESTABLISHED, CT_EST },
+		{ 0 } } },
+	{ "invalid: reply before anything", XLB_TCP_NONE, 0, {
+		{ R, ACK, 1, 1, XLB_TCP_NONE, CT_INV },
+		{ 0 } } },
+};
+
+static void test_tcp_state_table(void)
+{
+	size_t i, k;
+
+	for (i = 0; i < sizeof(tcp_cases) / sizeof(tcp_cases[0]); i++) {
+		const struct tcp_case *c = &tcp_cases[i];
+		struct xlb_ct *ct = ct_new(64);
+		struct xlb_flow *f = conn_new(ct, IPPROTO_TCP, 1, T0, NULL);
+		uint64_t now = T0;
+		bool ok = true;
+
+		CU_ASSERT_FATAL(f != NULL);
+		f->tcp_state = c->start;
+		f->status |= c->status;
+		for (k = 0; k < 8 && c->steps[k].flags | c->steps[k].seq; k++) {
+			const struct tcp_step *s = &c->steps[k];
+			struct seg seg;
+			enum xlb_ctinfo got;
+			bool gone;
+
+			now += SEC;
+			tcp_seg(&seg, f, s->dir, s->flags, s->seq, s->ack);
+			got = xlb_ct_track(ct, f, s->dir, &seg.p, now);
+			gone = find_conn(ct, IPPROTO_TCP, 1, now) == NULL;
+			if (got != s->ctinfo || (s->state == GONE) != gone ||
+			    (s->state != GONE && f->tcp_state != s->state)) {
+				fprintf(stderr, "\n  %s, step %zu: got %s ctinfo %d%s, want %s ctinfo %d\n",
+					c->name, k + 1, xlb_tcp_state_name(f->tcp_state), got,
+					gone ? " (deleted)" : "",
+					s->state == GONE ? "deleted" : xlb_tcp_state_name(s->state),
+					s->ctinfo);
+				ok = false;
+				break;
+			}
+			if (gone)
+				break;
+		}
+		CU_ASSERT(ok);
+		ct_free(ct);
+	}
+}
+
+static void test_tcp_assured_and_timeouts(void)
+{
+	struct xlb_ct *ct = ct_new(64);
+	struct xlb_flow *f = conn_new(ct, IPPROTO_TCP, 1, T0, NULL);
+	struct seg s;
+
+	CU_ASSERT_FATAL(f != NULL);
+	tcp_seg(&s, f, O, SYN, 1000, 0);
+	xlb_ct_track(ct, f, O, &s.p, T0);
+	CU_ASSERT_EQUAL(xlb_flow_timeout_left(f, T0), 120);
+	CU_ASSERT_EQUAL(f->status & BOTH, 0);
+
+	/* A retransmitted SYN does not push the timeout out. */
+	xlb_ct_track(ct, f, O, &s.p, T0 + 50 * SEC);
+	CU_ASSERT_EQUAL(xlb_flow_timeout_left(f, T0 + 50 * SEC), 70);
+
+	tcp_seg(&s, f, R, SYN | ACK, 5000, 1001);
+	xlb_ct_track(ct, f, R, &s.p, T0 + 51 * SEC);
+	CU_ASSERT_EQUAL(xlb_flow_timeout_left(f, T0 + 51 * SEC), 60);
+	CU_ASSERT_EQUAL(f->status & BOTH, XLB_FLOW_SEEN_REPLY);
+
+	tcp_seg(&s, f, O, ACK, 1001, 5001);
+	xlb_ct_track(ct, f, O, &s.p, T0 + 52 * SEC);
+	CU_ASSERT_EQUAL(xlb_flow_timeout_left(f, T0 + 52 * SEC), 432000);
+	CU_ASSERT_EQUAL(f->status & BOTH, BOTH);
+
+	tcp_seg(&s, f, R, RST, 5001, 0);
+	xlb_ct_track(ct, f, R, &s.p, T0 + 53 * SEC);
+	CU_ASSERT_EQUAL(xlb_flow_timeout_left(f, T0 + 53 * SEC), 10);
+	ct_free(ct);
+
+	/* Picked up in the middle: no ESTABLISHED timeout until answered,
+	 * ASSURED once answered and continued. */
+	ct = ct_new(64);
+	f = conn_new(ct, IPPROTO_TCP, 2, T0, NULL);
+	CU_ASSERT_FATAL(f != NULL);
+	tcp_seg(&s, f, O, ACK, 1, 1);
+	CU_ASSERT_EQUAL(xlb_ct_track(ct, f, O, &s.p, T0), CT_NEW);
+	CU_ASSERT_EQUAL(xlb_flow_timeout_left(f, T0), 300);
+	tcp_seg(&s, f, R, ACK, 1, 1);
+	xlb_ct_track(ct, f, R, &s.p, T0);
+	CU_ASSERT_EQUAL(f->status & BOTH, XLB_FLOW_SEEN_REPLY);
+	tcp_seg(&s, f, O, ACK, 1, 1);
+	xlb_ct_track(ct, f, O, &s.p, T0);
+	CU_ASSERT_EQUAL(f->status & BOTH, BOTH);
+	CU_ASSERT_EQUAL(xlb_flow_timeout_left(f, T0), 432000);
+	ct_free(ct);
+}
+
+static void test_tcp_loose_off(void)
+{
+	struct xlb_ct_conf conf;
+	struct xlb_ct *ct;
+	struct xlb_flow *f;
+	struct seg s;
+
+	conf_init(&conf, 64, 64);
+	conf.tcp_loose = false;
+	ct = xlb_ct_create(&conf);
+	CU_ASSERT_FATAL(ct != NULL);
+	f = conn_new(ct, IPPROTO_TCP, 1, T0, NULL);
+	CU_ASSERT_FATAL(f != NULL);
+	tcp_seg(&s, f, O, ACK, 1, 1);
+	CU_ASSERT_FALSE(xlb_ct_may_create(ct, &s.p));
+	CU_ASSERT_EQUAL(xlb_ct_track(ct, f, O, &s.p, T0), CT_INV);
+	CU_ASSERT_EQUAL(f->tcp_state, XLB_TCP_NONE);
+	tcp_seg(&s, f, O, SYN, 1, 0);
+	CU_ASSERT_TRUE(xlb_ct_may_create(ct, &s.p));
+	ct_free(ct);
+}
+
+static void test_may_create(void)
+{
+	static const struct {
+		uint8_t proto, flags, icmp_type;
+		bool want;
+	} rows[] = {
+		{ IPPROTO_TCP, SYN, 0, true },
+		{ IPPROTO_TCP, SYN | URG, 0, true },
+		{ IPPROTO_TCP, ACK, 0, true },          /* tcp_loose */
+		{ IPPROTO_TCP, ACK | PSH, 0, true },
+		{ IPPROTO_TCP, SYN | ACK, 0, false },
+		{ IPPROTO_TCP, FIN | ACK, 0, false },
+		{ IPPROTO_TCP, RST, 0, false },
+		{ IPPROTO_TCP, RST | ACK, 0, false },
+		{ IPPROTO_TCP, SYN | FIN, 0, false },
+		{ IPPROTO_TCP, 0, 0, false },
+		{ IPPROTO_UDP, 0, 0, true },
+		{ IPPROTO_ICMP, 0, 8, true },           /* echo request */
+		{ IPPROTO_ICMP, 0, 0, false },          /* echo reply */
+		{ IPPROTO_ICMP, 0, 3, false },          /* unreachable: related, not new */
+		{ IPPROTO_ICMPV6, 0, 128, true },
+		{ IPPROTO_ICMPV6, 0, 129, false },
+	};
+	struct xlb_ct *ct = ct_new(64);
+	struct xlb_pkt p;
+	size_t i;
+
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		memset(&p, 0, sizeof(p));
+		p.tuple.proto = rows[i].proto;
+		p.tcp_flags = rows[i].flags;
+		p.icmp_type = rows[i].icmp_type;
+		if (xlb_ct_may_create(ct, &p) != rows[i].want) {
+			fprintf(stderr, "\n  may_create row %zu wrong\n", i);
+			CU_FAIL("may_create");
+		}
+	}
+	ct_free(ct);
+}
+
+static void test_tcp_state_names(void)
+{
+	CU_ASSERT_STRING_EQUAL(xlb_tcp_state_name(XLB_TCP_ESTABLISHED), "ESTABLISHED");
+	CU_ASSERT_STRING_EQUAL(xlb_tcp_state_name(XLB_TCP_SYN_SENT2), "SYN_SENT2");
+	CU_ASSERT_STRING_EQUAL(xlb_tcp_state_name(XLB_TCP_TIME_WAIT), "TIME_WAIT");
+	CU_ASSERT_STRING_EQUAL(xlb_tcp_state_name(XLB_TCP_NONE), "NONE");
+	CU_ASSERT_STRING_EQUAL(xlb_tcp_state_name(XLB_TCP_INVALID), "UNKNOWN");
+}
+
+/* --- UDP, ICMP, generic ------------------------------------------------- */
+
+static void test_udp(void)
+{
+	struct xlb_ct *ct = ct_new(64);
+	struct xlb_flow *f = conn_new(ct, IPPROTO_UDP, 1, T0, NULL);
+	struct xlb_pkt p;
+
+	CU_ASSERT_FATAL(f != NULL);
+	udp_pkt(&p, f, O);
+	CU_ASSERT_EQUAL(xlb_ct_track(ct, f, O, &p, T0), CT_NEW);
+	CU_ASSERT_EQUAL(xlb_flow_timeout_left(f, T0), 30);
+	CU_ASSERT_EQUAL(xlb_ct_track(ct, f, O, &p, T0 + SEC / 2), CT_NEW);
+	CU_ASSERT_EQUAL(f->status & BOTH, 0);
+
+	udp_pkt(&p, f, R);
+	CU_ASSERT_EQUAL(xlb_ct_track(ct, f, R, &p, T0 + SEC), CT_EST);
+	CU_ASSERT_EQUAL(f->status & BOTH, XLB_FLOW_SEEN_REPLY);
+	CU_ASSERT_EQUAL(xlb_flow_timeout_left(f, T0 + SEC), 30);
+
+	/* Within two seconds of the first packet: a query and its answer,
+	 * still short-lived. */
+	udp_pkt(&p, f, O);
+	CU_ASSERT_EQUAL(xlb_ct_track(ct, f, O, &p, T0 + SEC + SEC / 2), CT_EST);
+	CU_ASSERT_EQUAL(f->status & BOTH, XLB_FLOW_SEEN_REPLY);
+	CU_ASSERT_EQUAL(xlb_flow_timeout_left(f, T0 + SEC + SEC / 2), 30);
+
+	/* Still talking after that: a stream. */
+	CU_ASSERT_EQUAL(xlb_ct_track(ct, f, O, &p, T0 + 3 * SEC), CT_EST);
+	CU_ASSERT_EQUAL(f->status & BOTH, BOTH);
+	CU_ASSERT_EQUAL(xlb_flow_timeout_left(f, T0 + 3 * SEC), 120);
+	ct_free(ct);
+
+	/* Never answered: never a stream, however long it lasts. */
+	ct = ct_new(64);
+	f = conn_new(ct, IPPROTO_UDP, 2, T0, NULL);
+	CU_ASSERT_FATAL(f != NULL);
+	udp_pkt(&p, f, O);
+	xlb_ct_track(ct, f, O, &p, T0);
+	xlb_ct_track(ct, f, O, &p, T0 + 20 * SEC);
+	CU_ASSERT_EQUAL(f->status & BOTH, 0);
+	CU_ASSERT_EQUAL(xlb_flow_timeout_left(f, T0 + 20 * SEC), 30);
+	ct_free(ct);
+}
+
+static void test_icmp_and_generic(void)
+{
+	struct xlb_ct *ct = ct_new(64);
+	struct xlb_tuple orig, reply;
+	struct xlb_flow *f;
+	struct xlb_pkt p;
+
+	/* Echo: identifier in sport, type in dport (request 8, reply 0). */
+	tuple4(&orig, IPPROTO_ICMP, CLIENT, VIP, 77, 8);
+	tuple4(&reply, IPPROTO_ICMP, BACKEND, CLIENT, 77, 0);
+	f = xlb_ct_insert(ct, xlb_ct_alloc(ct, &orig, &reply, T0), NULL);
+	CU_ASSERT_FATAL(f != NULL);
+	memset(&p, 0, sizeof(p));
+	p.tuple = orig;
+	p.icmp_type = 8;
+	CU_ASSERT_EQUAL(xlb_ct_track(ct, f, O, &p, T0), CT_NEW);
+	CU_ASSERT_EQUAL(xlb_flow_timeout_left(f, T0), 30);
+	p.tuple = reply;
+	p.icmp_type = 0;
+	CU_ASSERT_EQUAL(xlb_ct_track(ct, f, R, &p, T0), CT_EST);
+	CU_ASSERT_TRUE(f->status & XLB_FLOW_SEEN_REPLY);
+
+	tuple4(&orig, IPPROTO_GRE, CLIENT, VIP, 0, 0);
+	tuple4(&reply, IPPROTO_GRE, BACKEND, CLIENT, 0, 0);
+	f = xlb_ct_insert(ct, xlb_ct_alloc(ct, &orig, &reply, T0), NULL);
+	CU_ASSERT_FATAL(f != NULL);
+	memset(&p, 0, sizeof(p));
+	p.tuple = orig;
+	CU_ASSERT_TRUE(xlb_ct_may_create(ct, &p));
+	CU_ASSERT_EQUAL(xlb_ct_track(ct, f, O, &p, T0), CT_NEW);
+	CU_ASSERT_EQUAL(xlb_flow_timeout_left(f, T0), 600);
+	ct_free(ct);
+}
+
+/* --- two directions at once ------------------------------------------- */
+
+struct both_ways {
+	struct xlb_ct *ct;
+	struct xlb_flow *f;
+	enum xlb_dir dir;
+	unsigned invalid;
+};
+
+static void *both_ways_main(void *arg)
+{
+	struct both_ways *b = arg;
+	struct seg s;
+	int i;
+
+	rcu_register_thread();
+	for (i = 0; i < 100000; i++) {
+		tcp_seg(&s, b->f, b->dir, ACK | PSH, 1, 1);
+		if (xlb_ct_track(b->ct, b->f, b->dir, &s.p, T0 + (uint64_t)i) == CT_INV)
+			b->invalid++;
+	}
+	rcu_unregister_thread();
+	return NULL;
+}
+
+static void test_tcp_both_directions_concurrently(void)
+{
+	struct xlb_ct *ct = ct_new(64);
+	struct xlb_flow *f = conn_new(ct, IPPROTO_TCP, 1, T0, NULL);
+	struct both_ways b[2];
+	pthread_t th[2];
+	int t;
+
+	CU_ASSERT_FATAL(f != NULL);
+	f->tcp_state = XLB_TCP_ESTABLISHED;
+	f->status |= BOTH;
+	rcu_thread_offline();
+	for (t = 0; t < 2; t++) {
+		b[t] = (struct both_ways){ .ct = ct, .f = f, .dir = t ? R : O };
+		pthread_create(&th[t], NULL, both_ways_main, &b[t]);
+	}
+	for (t = 0; t < 2; t++)
+		pthread_join(th[t], NULL);
+	rcu_thread_online();
+	CU_ASSERT_EQUAL(b[0].invalid + b[1].invalid, 0);
+	CU_ASSERT_EQUAL(f->tcp_state, XLB_TCP_ESTABLISHED);
+	CU_ASSERT_EQUAL(f->lock, 0);
+	ct_free(ct);
+}
+
+int main(void)
+{
+	static const struct {
+		const char *name;
+		CU_TestFunc fn;
+	} tests[] = {
+		{ "lookup finds both directions", test_lookup_both_directions },
+		{ "hash seed is random", test_seed_is_random },
+		{ "expired and deleted entries never match", test_expired_never_matches },
+		{ "insert race: the loser adopts the winner", test_insert_race_loser_adopts_winner },
+		{ "reply tuple clash fails the insert", test_reply_tuple_clash },
+		{ "full table: unassured entries are early-dropped", test_full_table_early_drop },
+		{ "full table of ASSURED: new flows dropped", test_full_table_of_assured_refuses },
+		{ "GC works in slices, survives deletes", test_gc_slices },
+		{ "foreach, delete in foreach, count", test_foreach_and_count },
+		{ "reload changes timeouts and max", test_reload_conf },
+		{ "TCP state table", test_tcp_state_table },
+		{ "TCP ASSURED and timeouts", test_tcp_assured_and_timeouts },
+		{ "TCP pickup needs tcp_loose", test_tcp_loose_off },
+		{ "who may create a flow", test_may_create },
+		{ "TCP state names", test_tcp_state_names },
+		{ "UDP replies, streams, timeouts", test_udp },
+		{ "ICMP echo and generic", test_icmp_and_generic },
+		{ "TCP both directions concurrently", test_tcp_both_directions_concurrently },
+	};
+	CU_pSuite suite;
+	unsigned failures;
+	size_t i;
+
+	rcu_register_thread();
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 1;
+	suite = CU_add_suite("flow", NULL, NULL);
+	if (!suite)
+		goto err;
+	for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
+		if (!CU_add_test(suite, tests[i].name, tests[i].fn))
+			goto err;
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	if (CU_basic_run_tests() != CUE_SUCCESS)
+		goto err;
+	failures = CU_get_number_of_failures();
+	CU_cleanup_registry();
+	rcu_unregister_thread();
+	return failures != 0;
+err:
+	fprintf(stderr, "CUnit: %s\n", CU_get_error_msg());
+	CU_cleanup_registry();
+	rcu_unregister_thread();
+	return 1;
+}
