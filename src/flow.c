@@ -382,8 +382,18 @@ bool xlb_ct_delete(struct xlb_ct *ct, struct xlb_flow *f)
 	if (old & XLB_FLOW_REPLY_HASHED)
 		cds_lfht_del(ct->ht, &f->node[XLB_DIR_REPLY]);
 	__atomic_sub_fetch(&ct->count, 1, __ATOMIC_RELAXED);
+	/* Only a flow that was fully published was ever seen as a
+	 * connection (counted, announced): only it is reported gone. */
+	if ((old & XLB_FLOW_REPLY_HASHED) && ct->on_destroy)
+		ct->on_destroy(f, ct->on_destroy_arg);
 	flow_put(f);   /* the table's reference */
 	return true;
+}
+
+void xlb_ct_set_destroy_hook(struct xlb_ct *ct, xlb_ct_destroy_fn fn, void *arg)
+{
+	ct->on_destroy_arg = arg;
+	ct->on_destroy = fn;
 }
 
 /*

@@ -187,6 +187,15 @@ struct xlb_flow *xlb_ct_insert(struct xlb_ct *ct, struct xlb_flow *f, struct xlb
 bool xlb_ct_delete(struct xlb_ct *ct, struct xlb_flow *f);
 
 /*
+ * Called once for every flow that leaves the table after it was fully
+ * inserted, by the thread that deleted it (a worker, the collector, a
+ * control client), before the flow's memory can be freed. It must not
+ * block. Set it before workers start.
+ */
+typedef void (*xlb_ct_destroy_fn)(struct xlb_flow *f, void *arg);
+void xlb_ct_set_destroy_hook(struct xlb_ct *ct, xlb_ct_destroy_fn fn, void *arg);
+
+/*
  * Track a packet of an existing flow in direction dir: TCP state machine,
  * SEEN_REPLY/ASSURED, timeout. Returns the packet's ctinfo; INVALID packets
  * leave the flow unchanged and are to be dropped. For a packet that reopens

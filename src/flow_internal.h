@@ -28,6 +28,8 @@ struct xlb_ct {
 	 * read and written with relaxed atomics. */
 	uint64_t timeout_ns[XLB_TO_MAX];
 	uint32_t max;
+	xlb_ct_destroy_fn on_destroy;
+	void *on_destroy_arg;
 	bool tcp_loose;
 	bool tcp_be_liberal;
 

@@ -92,6 +92,21 @@ static int count_rx_queues(const char *ifname)
 	return n ? n : 1;
 }
 
+/* A flow left the table: its backend's counters take what it carried. */
+static void on_flow_destroy(struct xlb_flow *f, void *arg)
+{
+	struct xlb_backend_stats *bs = xlb_backend_stats(f->backend_id);
+
+	(void)arg;
+	if (!bs)
+		return;
+	__atomic_fetch_sub(&bs->active_flows, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&bs->closed_packets, f->counter[0].packets + f->counter[1].packets,
+			   __ATOMIC_RELAXED);
+	__atomic_fetch_add(&bs->closed_bytes, f->counter[0].bytes + f->counter[1].bytes,
+			   __ATOMIC_RELAXED);
+}
+
 static void on_local_addr(const union xlb_addr *addr, uint8_t family, bool add, void *arg)
 {
 	struct xlbd *d = arg;
@@ -337,6 +352,7 @@ static int start(struct xlbd *d)
 		xlb_err("cannot create the flow table: %s", strerror(errno));
 		return -errno;
 	}
+	xlb_ct_set_destroy_hook(d->dp.ct, on_flow_destroy, d);
 	d->xdp = xlb_xdp_load(d->ifindex);
 	if (!d->xdp)
 		return -errno;
