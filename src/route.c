@@ -72,6 +72,7 @@
 #include "route.h"
 
 #define NL_BUF_SIZE        32768         /* a dump batch or a notification burst */
+#define NL_REQ_SIZE        512           /* our requests: headers and one address */
 #define NL_RCVBUF          (8 << 20)     /* notifications queue here between two process calls */
 #define RESOLVE_RING       256           /* pending resolution requests, power of two */
 #define RESOLVE_SLOTS      1024          /* workers' rate-limit filter, power of two */
@@ -491,11 +492,14 @@ static void handle_route(struct xlb_route *r, const struct nlmsghdr *nlh)
 {
 	const struct rtmsg *rtm = mnl_nlmsg_get_payload(nlh);
 	struct attrs a = { 0 };
-	struct rt_entry e = { 0 };
+	struct rt_entry e;
 	const struct nlattr *at;
 	uint32_t table;
 	unsigned int bits;
 	int err;
+
+	/* Entries are compared with memcmp: no stray padding bytes. */
+	memset(&e, 0, sizeof(e));
 
 	if (mnl_nlmsg_get_payload_len(nlh) < sizeof(*rtm))
 		return;
@@ -652,6 +656,7 @@ static void handle_addr(struct xlb_route *r, const struct nlmsghdr *nlh)
 	union xlb_addr addr;
 	uint8_t family;
 	int ifindex;
+	bool had;
 
 	if (mnl_nlmsg_get_payload_len(nlh) < sizeof(*ifa))
 		return;
@@ -691,8 +696,7 @@ static void handle_addr(struct xlb_route *r, const struct nlmsghdr *nlh)
 		r->la = n;
 		r->la_cap = cap;
 	}
-	bool had = local_held(r, &addr, family);
-
+	had = local_held(r, &addr, family);
 	r->la[r->la_n++] = (struct local_addr){ .addr = addr, .ifindex = ifindex,
 						.family = family, .epoch = r->epoch };
 	if (r->local_fn && !had)
@@ -790,7 +794,7 @@ static int nl_talk(struct xlb_route *r, struct nlmsghdr *nlh)
 
 static int nl_dump(struct xlb_route *r, uint16_t type, uint8_t family)
 {
-	char req[MNL_SOCKET_BUFFER_SIZE];
+	char req[NL_REQ_SIZE];
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(req);
 	struct rtgenmsg *g;
 
@@ -807,7 +811,7 @@ static int nl_dump(struct xlb_route *r, uint16_t type, uint8_t family)
 
 static int get_link(struct xlb_route *r)
 {
-	char req[MNL_SOCKET_BUFFER_SIZE];
+	char req[NL_REQ_SIZE];
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(req);
 	struct ifinfomsg *ifi;
 
@@ -824,7 +828,7 @@ static int get_link(struct xlb_route *r)
  * the entry if need be and sends the ARP request or solicitation. */
 static int request_resolution(struct xlb_route *r, const union xlb_addr *a, uint8_t family)
 {
-	char req[MNL_SOCKET_BUFFER_SIZE];
+	char req[NL_REQ_SIZE];
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(req);
 	struct ndmsg *ndm;
 
@@ -1012,6 +1016,11 @@ static int set_rcvbuf(struct mnl_socket *nl, int size)
 	return -errno;
 }
 
+/*
+ * Control thread, registered with QSBR and online (the first dump fills
+ * the tables). The addresses present at start are reported to local_fn
+ * before this returns.
+ */
 struct xlb_route *xlb_route_create(int ifindex, xlb_local_addr_fn local_fn, void *arg)
 {
 	struct xlb_route *r;
@@ -1075,6 +1084,7 @@ static void destroy_table(struct cds_lfht *ht)
 {
 	struct cds_lfht_iter it;
 	struct nh_node *n;
+	bool online;
 
 	if (!ht)
 		return;
@@ -1084,7 +1094,14 @@ static void destroy_table(struct cds_lfht *ht)
 			call_rcu(&n->rcu, nh_free);
 	}
 	rcu_read_unlock();
+	/* Not from a read-side critical section, which an online QSBR thread
+	 * is in: the table's resize worker may wait for a grace period. */
+	online = rcu_read_ongoing();
+	if (online)
+		rcu_thread_offline();
 	cds_lfht_destroy(ht, NULL);
+	if (online)
+		rcu_thread_online();
 }
 
 /* Control thread, once no worker can call xlb_route_nexthop() any more. */

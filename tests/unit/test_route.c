@@ -295,7 +295,8 @@ static void test_resolution_v6(void)
 	CU_ASSERT_EQUAL(memcmp(mac, MAC_XR1, 6), 0);
 }
 
-/* Nobody answers: we still must have asked the kernel, once. */
+/* Nobody answers: the kernel must still have been asked (INCOMPLETE or
+ * FAILED), and the address stays pending. */
 static void test_resolution_unanswered(void)
 {
 	uint8_t mac[6];
