@@ -468,7 +468,8 @@ int xlb_ctfmt_event(char *buf, size_t len, const struct xlb_ct_event_rec *ev, un
 
 /* ---- Argument parsing helpers --------------------------------------- */
 
-static void errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void errf(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 static void errf(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
@@ -524,7 +525,8 @@ int xlb_ctfmt_parse_output(const char *arg, unsigned *mode, char *err, size_t er
 			if (strlen(formats[i].name) == n && !strncasecmp(p, formats[i].name, n))
 				break;
 		if (i == sizeof(formats) / sizeof(formats[0])) {
-			errf(err, errlen, "-o: unknown output format `%.*s' (extended, timestamp, id, json)",
+			errf(err, errlen,
+			     "-o: unknown output format `%.*s' (extended, timestamp, id, json)",
 			     (int)n, p);
 			return -EINVAL;
 		}
@@ -633,8 +635,9 @@ static int set_family(struct xlb_ctfilter *flt, uint8_t family, const char *name
 		      const char *val, char *err, size_t errlen)
 {
 	if (flt->family && flt->family != family) {
-		errf(err, errlen, "%s: mismatched address family: `%s' is %s, earlier options chose %s",
-		     name, val, family_word(family), family_word(flt->family));
+		errf(err, errlen,
+		     "%s: mismatched address family: `%s' is %s, earlier options chose %s", name,
+		     val, family_word(family), family_word(flt->family));
 		return -EINVAL;
 	}
 	if ((flt->set & XLB_CTF_PROTO) && proto_family(flt->l4proto) &&
@@ -660,7 +663,8 @@ static int parse_proto(struct xlb_ctfilter *flt, const char *name, const char *v
 	if (proto < 0 && parse_num(val, 10, 255, &n))
 		proto = (int)n;
 	if (proto < 0) {
-		errf(err, errlen, "%s: unsupported protocol `%s' (tcp, udp, icmp, icmpv6, or a number 0-255)",
+		errf(err, errlen,
+		     "%s: unsupported protocol `%s' (tcp, udp, icmp, icmpv6, or a number 0-255)",
 		     name, val);
 		return -EINVAL;
 	}
@@ -670,8 +674,8 @@ static int parse_proto(struct xlb_ctfilter *flt, const char *name, const char *v
 		return -EINVAL;
 	}
 	if ((flt->set & XLB_CTF_STATE) && proto != IPPROTO_TCP) {
-		errf(err, errlen, "%s: only TCP flows have a state, but --state was given with `%s'",
-		     name, val);
+		errf(err, errlen,
+		     "%s: only TCP flows have a state, but --state was given with `%s'", name, val);
 		return -EINVAL;
 	}
 	if (flt->family && proto_family((uint8_t)proto) &&
@@ -865,7 +869,8 @@ static int parse_status(struct xlb_ctfilter *flt, const char *name, const char *
 		} else if (n == strlen("UNREPLIED") && !strncasecmp(p, "UNREPLIED", n)) {
 			flt->status_clear |= XLB_FLOW_SEEN_REPLY;
 		} else {
-			errf(err, errlen, "%s: unknown status `%.*s' (ASSURED, SEEN_REPLY, UNREPLIED, "
+			errf(err, errlen,
+			     "%s: unknown status `%.*s' (ASSURED, SEEN_REPLY, UNREPLIED, "
 			     "comma-separated)", name, (int)n, p);
 			return -EINVAL;
 		}
