@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
+# shellcheck shell=bash disable=SC2034
 #
 # Shared helpers for the lab tests (sourced, not run).
 #

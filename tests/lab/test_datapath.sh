@@ -151,7 +151,11 @@ t_reload() {
 		return
 	fi
 	note "held connection on ${first% *} (local ${first#* })"
-	lab write-config --weights b1=1 && lab reload || { fail "6 reload: could not reload"; touch "$go"; wait "$hpid"; return; }
+	if ! lab write-config --weights b1=1 || ! lab reload; then
+		fail "6 reload: could not rewrite the config or signal xlbd"
+		touch "$go"; wait "$hpid"
+		return
+	fi
 	# The reload is asynchronous: wait (10 s at most) for a round of 40 new
 	# connections, IPv4 and IPv6, that all land on b1.
 	for ((round = 0; round < 10; round++)); do
