@@ -7,6 +7,7 @@
 
 #include <urcu-qsbr.h>
 
+#include "events.h"
 #include "log.h"
 #include "nat.h"
 #include "packet.h"
@@ -68,7 +69,7 @@ static inline void nat_rewrite(struct xlb_pkt *p, const struct xlb_flow *f, enum
  * first) or NULL with *reason set. Cold next to the established path. */
 static __attribute__((noinline)) struct xlb_flow *
 create_flow(struct xlb_worker *w, const struct xlb_services *svcs, const struct xlb_pkt *p,
-	    uint64_t now, enum xlb_drop_reason *reason)
+	    uint64_t now, enum xlb_drop_reason *reason, bool *created)
 {
 	struct xlb_ct *ct = w->dp->ct;
 	const struct xlb_service *svc;
@@ -117,6 +118,7 @@ create_flow(struct xlb_worker *w, const struct xlb_services *svcs, const struct 
 	if (won == f) {
 		struct xlb_backend_stats *bs = xlb_backend_stats(be->slot);
 
+		*created = true;
 		w->stats.new_flows++;
 		/* Per new connection, not per packet: an atomic is affordable. */
 		if (bs) {
@@ -125,6 +127,15 @@ create_flow(struct xlb_worker *w, const struct xlb_services *svcs, const struct 
 		}
 	}
 	return won;
+}
+
+/* What an [UPDATE] event reports a change of: the TCP state and the
+ * SEEN_REPLY and ASSURED bits (the kernel's PROTOINFO, REPLY, ASSURED). */
+static inline uint32_t flow_event_state(const struct xlb_flow *f)
+{
+	return (__atomic_load_n(&f->status, __ATOMIC_RELAXED) &
+		(XLB_FLOW_SEEN_REPLY | XLB_FLOW_ASSURED)) << 8 |
+	       __atomic_load_n(&f->tcp_state, __ATOMIC_RELAXED);
 }
 
 static inline enum xlb_verdict drop(struct xlb_worker *w, enum xlb_drop_reason r)
@@ -156,19 +167,28 @@ static enum xlb_verdict handle_one(struct xlb_worker *w, struct xlb_buf *b,
 
 	f = xlb_ct_lookup(ct, &p.tuple, xlb_ct_hash(ct, &p.tuple), now, &dir);
 	if (likely(f != NULL)) {
+		bool events = xlb_events_wanted();
+		uint32_t before = 0;
+
 		w->ct_stats.found++;
+		if (unlikely(events))
+			before = flow_event_state(f);
 		ctinfo = xlb_ct_track(ct, f, dir, &p, now);
 		if (unlikely(ctinfo == XLB_CTINFO_INVALID)) {
 			w->ct_stats.invalid++;
 			return drop(w, XLB_DROP_INVALID);
 		}
+		if (unlikely(events) && ctinfo != XLB_CTINFO_NEW && flow_event_state(f) != before)
+			xlb_events_emit(XLB_CT_EVENT_UPDATE, f);
 		/* A SYN reopening a closed connection: the tracker removed the
 		 * old entry; the new connection gets a fresh backend choice. */
 		if (unlikely(ctinfo == XLB_CTINFO_NEW && dir == XLB_DIR_ORIG))
 			f = NULL;
 	}
 	if (!f) {
-		f = create_flow(w, svcs, &p, now, &reason);
+		bool created = false;
+
+		f = create_flow(w, svcs, &p, now, &reason, &created);
 		if (!f)
 			return drop(w, reason);
 		dir = XLB_DIR_ORIG;
@@ -177,6 +197,8 @@ static enum xlb_verdict handle_one(struct xlb_worker *w, struct xlb_buf *b,
 			w->ct_stats.invalid++;
 			return drop(w, XLB_DROP_INVALID);
 		}
+		if (created && xlb_events_wanted())
+			xlb_events_emit(XLB_CT_EVENT_NEW, f);
 	}
 
 	xlb_flow_account(f, dir, p.l3_len);

@@ -24,6 +24,8 @@
 #include <urcu-qsbr.h>
 
 #include "config.h"
+#include "control.h"
+#include "events.h"
 #include "flow.h"
 #include "log.h"
 #include "route.h"
@@ -46,6 +48,9 @@ struct xlbd {
 	int ifindex;
 	int epfd, sigfd, timerfd;
 	bool verbose;
+	struct xlb_control *control;
+	/* Serialises reloads and backend changes (SIGHUP, xlbctl). */
+	pthread_mutex_t lock;
 };
 
 static void usage(FILE *f)
@@ -98,6 +103,8 @@ static void on_flow_destroy(struct xlb_flow *f, void *arg)
 	struct xlb_backend_stats *bs = xlb_backend_stats(f->backend_id);
 
 	(void)arg;
+	if (xlb_events_wanted())
+		xlb_events_emit(XLB_CT_EVENT_DESTROY, f);
 	if (!bs)
 		return;
 	__atomic_fetch_sub(&bs->active_flows, 1, __ATOMIC_RELAXED);
@@ -148,32 +155,30 @@ static bool same_queues(const struct xlb_global_conf *a, const struct xlb_global
 /* SIGHUP: a valid new config replaces the services atomically; flows keep
  * their backends (the NAT lives in the flow's tuples, not in the service
  * table). Anything invalid leaves the running config untouched. */
-static void reload(struct xlbd *d)
+static int reload_locked(struct xlbd *d, char *err, size_t errlen)
 {
 	struct xlb_services *svcs, *old;
 	struct xlb_config *cfg;
-	char err[512];
 	int ret;
 
-	ret = xlb_config_load(d->config_path, &cfg, err, sizeof(err));
-	if (ret) {
-		xlb_err("reload rejected, the running configuration stays: %s", err);
-		return;
-	}
+	ret = xlb_config_load(d->config_path, &cfg, err, errlen);
+	if (ret)
+		return ret;
 	if (strcmp(cfg->global.interface, d->cfg->global.interface) ||
 	    !same_queues(&cfg->global, &d->cfg->global) ||
 	    cfg->global.xdp_mode != d->cfg->global.xdp_mode ||
 	    strcmp(cfg->global.control_socket, d->cfg->global.control_socket)) {
-		xlb_err("reload rejected, the running configuration stays: %s: [global] settings "
-			"cannot change while xlbd runs; restart it instead", d->config_path);
+		snprintf(err, errlen, "%s: [global] settings cannot change while xlbd runs; "
+			 "restart it instead", d->config_path);
 		xlb_config_free(cfg);
-		return;
+		return -EINVAL;
 	}
 	svcs = xlb_services_build(cfg);
 	if (!svcs) {
-		xlb_err("reload rejected, the running configuration stays: %s", strerror(errno));
+		ret = -errno;
+		snprintf(err, errlen, "%s: %s", d->config_path, strerror(errno));
 		xlb_config_free(cfg);
-		return;
+		return ret;
 	}
 	/* Steering maps first gain the new keys, then the snapshot is
 	 * swapped, then stale keys go: no service in both configs ever loses
@@ -189,6 +194,41 @@ static void reload(struct xlbd *d)
 	xlb_config_free(d->cfg);
 	d->cfg = cfg;
 	xlb_info("configuration reloaded from %s: %u services", d->config_path, cfg->n_services);
+	return 0;
+}
+
+static int reload_cb(void *arg, char *err, size_t errlen)
+{
+	struct xlbd *d = arg;
+	int ret = reload_locked(d, err, errlen);
+
+	if (ret)
+		xlb_err("reload rejected, the running configuration stays: %s", err);
+	return ret;
+}
+
+static void reload(struct xlbd *d)
+{
+	char err[512];
+
+	pthread_mutex_lock(&d->lock);
+	reload_cb(d, err, sizeof(err));
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* New connections per second per backend, for xlbctl service. */
+static void update_rates(void)
+{
+	for (uint32_t i = 0;; i++) {
+		struct xlb_backend_stats *bs = xlb_backend_stats((uint16_t)i);
+		uint64_t n;
+
+		if (!bs || i >= XLB_BACKEND_SLOTS - 1)
+			break;
+		n = __atomic_load_n(&bs->new_flows, __ATOMIC_RELAXED);
+		bs->rate = (double)(n - bs->rate_last);
+		bs->rate_last = n;
+	}
 }
 
 static void log_stats(struct xlbd *d)
@@ -252,6 +292,9 @@ static int setup_loop(struct xlbd *d)
 	ev.data.fd = xlb_route_fd(d->dp.route);
 	if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev))
 		return -errno;
+	ev.data.fd = xlb_control_fd(d->control);
+	if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev))
+		return -errno;
 	return 0;
 }
 
@@ -264,9 +307,15 @@ static void tick(struct xlbd *d, uint64_t *ticks)
 	if (read(d->timerfd, &expirations, sizeof(expirations)) < 0)
 		return;
 	xlb_ct_gc(d->dp.ct, xlb_now_ns(), budget);
-	/* Serves the neighbour resolutions workers asked for. */
+	/* Serves the neighbour resolutions workers asked for. Under the lock:
+	 * a reload from xlbctl changes static MACs in the same tables. */
+	pthread_mutex_lock(&d->lock);
 	xlb_route_process(d->dp.route);
-	if (d->verbose && ++*ticks % (10000 / TICK_MS) == 0)
+	pthread_mutex_unlock(&d->lock);
+	++*ticks;
+	if (*ticks % (1000 / TICK_MS) == 0)
+		update_rates();
+	if (d->verbose && *ticks % (10000 / TICK_MS) == 0)
 		log_stats(d);
 }
 
@@ -304,8 +353,14 @@ static int run(struct xlbd *d)
 				}
 			} else if (fd == d->timerfd) {
 				tick(d, &ticks);
+			} else if (d->control && fd == xlb_control_fd(d->control)) {
+				xlb_control_accept(d->control);
 			} else {
-				int err = xlb_route_process(d->dp.route);
+				int err;
+
+				pthread_mutex_lock(&d->lock);
+				err = xlb_route_process(d->dp.route);
+				pthread_mutex_unlock(&d->lock);
 
 				if (err)
 					xlb_warn("netlink: %s", strerror(-err));
@@ -390,6 +445,21 @@ static int start(struct xlbd *d)
 			return err;
 		}
 	}
+	{
+		struct xlb_control_ctx ctx = {
+			.dp = &d->dp, .workers = d->workers, .n_workers = d->n_workers,
+			.lock = &d->lock, .reload = reload_cb, .arg = d,
+		};
+
+		d->control = xlb_control_open(g->control_socket, &ctx);
+		if (!d->control) {
+			err = -errno;
+			xlb_err("%s: [global] control_socket = %s: %s", d->config_path,
+				g->control_socket,
+				errno == EADDRINUSE ? "another xlbd is serving it" : strerror(errno));
+			return err;
+		}
+	}
 	err = setup_loop(d);
 	if (err) {
 		xlb_err("cannot set up the control loop: %s", strerror(-err));
@@ -403,6 +473,9 @@ static int start(struct xlbd *d)
 
 static void stop(struct xlbd *d)
 {
+	/* Control clients first: they read workers and tables. */
+	xlb_control_close(d->control);
+	d->control = NULL;
 	/* Detach first so nothing more is steered to sockets about to close. */
 	if (d->xdp)
 		xlb_xdp_close(d->xdp);
@@ -428,6 +501,7 @@ static void stop(struct xlbd *d)
 	xlb_services_free(d->dp.services);
 	xlb_config_free(d->cfg);
 	xlb_backend_registry_free();
+	xlb_events_free_all();
 }
 
 int main(int argc, char **argv)
@@ -440,7 +514,8 @@ int main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ 0 },
 	};
-	struct xlbd d = { .sigfd = -1, .timerfd = -1, .epfd = -1 };
+	struct xlbd d = { .sigfd = -1, .timerfd = -1, .epfd = -1,
+			  .lock = PTHREAD_MUTEX_INITIALIZER };
 	bool test_only = false;
 	struct xlb_services *svcs;
 	char err[512];
