@@ -95,7 +95,7 @@ const char *xlb_timeout_key(enum xlb_timeout t)
 }
 
 static const char *const global_keys[] = {
-	"interface", "queues", "xdp_mode", "control_socket", NULL,
+	"interface", "queues", "xdp_mode", "control_socket", "metrics", NULL,
 };
 
 static const char *const conntrack_keys[] = {
@@ -417,6 +417,58 @@ static int parse_queues(struct ctx *c, const char *val, struct xlb_global_conf *
 	}
 }
 
+#define METRICS_ACCEPTED "IPV4:PORT or [IPV6]:PORT with a port 1-65535, e.g. " \
+	"127.0.0.1:9100; empty for no endpoint"
+
+/* "ADDR:PORT" or "[V6]:PORT": where the Prometheus endpoint listens. The
+ * unspecified address (0.0.0.0, [::]) is accepted: listening everywhere
+ * is a legitimate choice for a scrape target. */
+static int parse_metrics(struct ctx *c, const char *val, struct xlb_global_conf *g)
+{
+	char buf[INET6_ADDRSTRLEN + 16];
+	char *addr = buf, *port;
+	uint64_t v;
+
+	if (strlen(val) >= sizeof(buf))
+		return fail(c, "metrics", val, "too long (expected %s)", METRICS_ACCEPTED);
+	strcpy(buf, val);
+	if (buf[0] == '[') {
+		char *close = strchr(buf, ']');
+
+		if (!close || close[1] != ':')
+			return fail(c, "metrics", val, "bad endpoint (expected %s)",
+				    METRICS_ACCEPTED);
+		*close = '\0';
+		addr = buf + 1;
+		port = close + 2;
+		if (xlb_addr_pton(addr, &g->metrics.addr, &g->metrics.family) ||
+		    g->metrics.family != AF_INET6)
+			return fail(c, "metrics", val, "not an IPv6 address in brackets "
+				    "(expected %s)", METRICS_ACCEPTED);
+	} else {
+		port = strrchr(buf, ':');
+		if (!port)
+			return fail(c, "metrics", val, "no port (expected %s)", METRICS_ACCEPTED);
+		*port++ = '\0';
+		if (strchr(buf, ':'))
+			return fail(c, "metrics", val, "IPv6 addresses need brackets: "
+				    "[ADDR]:PORT (expected %s)", METRICS_ACCEPTED);
+		if (xlb_addr_pton(addr, &g->metrics.addr, &g->metrics.family))
+			return fail(c, "metrics", val, "not an IPv4 address (expected %s)",
+				    METRICS_ACCEPTED);
+	}
+	if (parse_u64(port, &v) || v < 1 || v > 65535)
+		return fail(c, "metrics", val, "bad port \"%s\" (expected %s)", port,
+			    METRICS_ACCEPTED);
+	if (g->metrics.family == AF_INET ? (ntohl(xlb_addr_v4(&g->metrics.addr)) >> 28) == 0xe
+					 : g->metrics.addr.b[0] == 0xff)
+		return fail(c, "metrics", val, "a multicast address (expected %s)",
+			    METRICS_ACCEPTED);
+	g->metrics.port = htons((uint16_t)v);
+	g->metrics_enabled = true;
+	return 0;
+}
+
 static int parse_global(struct ctx *c, struct xlb_global_conf *g)
 {
 	const char *val;
@@ -456,6 +508,10 @@ static int parse_global(struct ctx *c, struct xlb_global_conf *g)
 			    "bad length (1-%zu characters: a Unix socket path must fit sun_path)",
 			    sizeof(g->control_socket) - 1);
 	strcpy(g->control_socket, val);
+
+	val = get(c, "metrics");
+	if (val && *val)
+		return parse_metrics(c, val, g);
 	return 0;
 }
 

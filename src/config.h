@@ -87,6 +87,8 @@ struct xlb_global_conf {
 	uint16_t queues[64];            /* sorted, unique */
 	enum xlb_xdp_mode xdp_mode;
 	char control_socket[XLB_PATH_MAX];
+	bool metrics_enabled;           /* metrics = ADDR:PORT given */
+	struct xlb_endpoint metrics;    /* the Prometheus endpoint's address */
 };
 
 struct xlb_config {

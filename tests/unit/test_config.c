@@ -263,6 +263,23 @@ static void check_global_set(const struct xlb_config *c)
 	CU_ASSERT_STRING_EQUAL(c->global.control_socket, "/tmp/xlb test;1.sock");
 }
 
+static void check_metrics_v4(const struct xlb_config *c)
+{
+	CU_ASSERT_TRUE(c->global.metrics_enabled);
+	assert_endpoint(&c->global.metrics, "127.0.0.1", 9100);
+}
+
+static void check_metrics_v6(const struct xlb_config *c)
+{
+	CU_ASSERT_TRUE(c->global.metrics_enabled);
+	assert_endpoint(&c->global.metrics, "2001:2::1", 65535);
+}
+
+static void check_metrics_off(const struct xlb_config *c)
+{
+	CU_ASSERT_FALSE(c->global.metrics_enabled);
+}
+
 static void check_buckets_rounded(const struct xlb_config *c)
 {
 	CU_ASSERT_EQUAL(c->ct.buckets, 65536);
@@ -364,6 +381,10 @@ static const struct good_case {
 	{ "queues-64", GLOBAL "queues = 100-163\n", check_queues_64, NULL },
 	{ "global-set", "[GLOBAL]\nInterface = veth-lb.1\nxdp_mode = Generic\n"
 	  "control_socket = \"/tmp/xlb test;1.sock\"   ; quoted\n", check_global_set, NULL },
+	{ "metrics-v4", GLOBAL "metrics = 127.0.0.1:9100\n", check_metrics_v4, NULL },
+	{ "metrics-v6", GLOBAL "metrics = [2001:2::1]:65535\n", check_metrics_v6, NULL },
+	{ "metrics-empty", GLOBAL "metrics =\n", check_metrics_off, NULL },
+	{ "metrics-absent", GLOBAL, check_metrics_off, NULL },
 	{ "buckets-rounded", GLOBAL "[conntrack]\nbuckets = 50000\nmax = 1\n",
 	  check_buckets_rounded, NULL },
 	{ "buckets-one", GLOBAL "[conntrack]\nbuckets = 1\n", check_buckets_one, NULL },
@@ -480,6 +501,21 @@ static const struct bad_case {
 	  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 	  "aaaaaaaaaaaaaaaaaaaaaaaa.sock\n", "bad length (1-107 characters" },
 	{ "socket-empty", GLOBAL "control_socket =\n", "[global] control_socket = : bad length" },
+	{ "metrics-no-port", GLOBAL "metrics = 127.0.0.1\n",
+	  "[global] metrics = 127.0.0.1: no port (expected IPV4:PORT or [IPV6]:PORT" },
+	{ "metrics-port-zero", GLOBAL "metrics = 127.0.0.1:0\n",
+	  "[global] metrics = 127.0.0.1:0: bad port \"0\"" },
+	{ "metrics-port-big", GLOBAL "metrics = [::1]:65536\n",
+	  "[global] metrics = [::1]:65536: bad port \"65536\"" },
+	{ "metrics-port-word", GLOBAL "metrics = 127.0.0.1:http\n", "bad port \"http\"" },
+	{ "metrics-v6-bare", GLOBAL "metrics = ::1:9100\n",
+	  "[global] metrics = ::1:9100: IPv6 addresses need brackets" },
+	{ "metrics-v4-brackets", GLOBAL "metrics = [127.0.0.1]:9100\n",
+	  "metrics = [127.0.0.1]:9100: not an IPv6 address in brackets" },
+	{ "metrics-bad-addr", GLOBAL "metrics = localhost:9100\n",
+	  "[global] metrics = localhost:9100: not an IPv4 address" },
+	{ "metrics-multicast", GLOBAL "metrics = 224.0.0.1:9100\n",
+	  "metrics = 224.0.0.1:9100: a multicast address" },
 	/* [conntrack] */
 	{ "ct-max-zero", GLOBAL "[conntrack]\nmax = 0\n",
 	  "[conntrack] max = 0: out of range (1-67108864)" },
