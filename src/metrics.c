@@ -417,11 +417,20 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const
 	return ret;
 }
 
-/* GET (and HEAD, which every HTTP server must answer like GET) /metrics. */
+/*
+ * GET (and HEAD, which every HTTP server must answer like GET) /metrics.
+ * libmicrohttpd calls this once when the headers are in, then once per
+ * piece of body, then once more. Anything refused is answered on the first
+ * call, which makes libmicrohttpd close the connection after the reply
+ * instead of reading a body nobody wants; the metrics are answered on the
+ * last call, which keeps the connection alive for the scraper's next
+ * visit.
+ */
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
 			      const char *method, const char *version, const char *upload_data,
 			      size_t *upload_data_size, void **con_cls)
 {
+	static int headers_seen;
 	struct xlb_metrics *m = cls;
 	struct MHD_Response *r;
 	enum MHD_Result ret;
@@ -432,14 +441,20 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 
 	(void)version;
 	(void)upload_data;
-	(void)upload_data_size;
-	(void)con_cls;
-	if (strcmp(url, "/metrics"))
-		return reply(conn, MHD_HTTP_NOT_FOUND, "Not found: the metrics are at /metrics\n",
-			     false);
-	if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
-		return reply(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "Method not allowed: use GET\n",
-			     true);
+	if (!*con_cls) {
+		if (strcmp(url, "/metrics"))
+			return reply(conn, MHD_HTTP_NOT_FOUND,
+				     "Not found: the metrics are at /metrics\n", false);
+		if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
+			return reply(conn, MHD_HTTP_METHOD_NOT_ALLOWED,
+				     "Method not allowed: use GET\n", true);
+		*con_cls = &headers_seen;
+		return MHD_YES;
+	}
+	if (*upload_data_size) {
+		*upload_data_size = 0;      /* a body on a GET: ignored */
+		return MHD_YES;
+	}
 
 	out = open_memstream(&body, &len);
 	if (!out)

@@ -581,7 +581,8 @@ struct http_reply {
 	size_t body_len;
 };
 
-/* One request on a fresh connection (HTTP/1.0: the server closes). The
+/* Requests on a fresh connection, read until the server closes it; the
+ * first reply's status and headers are parsed, the rest is the body. The
  * caller is offline as an RCU reader while it waits. */
 static int http(uint16_t port, const char *request, struct http_reply *r)
 {
@@ -670,6 +671,16 @@ static void test_http(void)
 	parse(&expo, r.body);
 	CU_ASSERT_EQUAL(expo.errors, 0);
 	CU_ASSERT_EQUAL(value("xlb_conntrack_max"), 1000);
+	free(r.body);
+
+	/* Keep-alive, as scrapers use it: two requests on one connection,
+	 * two answers (the second request asks the server to close). */
+	CU_ASSERT_EQUAL(http(port, "GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n"
+			     "GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", &r), 0);
+	CU_ASSERT_EQUAL(r.status, 200);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(r.body);
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "\r\n\r\n# HELP xlb_backend_flows "));
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "HTTP/1.1 200 OK\r\n"));
 	free(r.body);
 
 	/* The query string is not part of the path. */
