@@ -28,6 +28,7 @@
 #include "events.h"
 #include "flow.h"
 #include "log.h"
+#include "metrics.h"
 #include "route.h"
 #include "service.h"
 #include "worker.h"
@@ -49,6 +50,7 @@ struct xlbd {
 	int epfd, sigfd, timerfd;
 	bool verbose;
 	struct xlb_control *control;
+	struct xlb_metrics *metrics;
 	/* Serialises reloads and backend changes (SIGHUP, xlbctl). */
 	pthread_mutex_t lock;
 };
@@ -142,6 +144,15 @@ static void apply_static_macs(struct xlbd *d, const struct xlb_config *cfg)
 	}
 }
 
+static bool same_metrics(const struct xlb_global_conf *a, const struct xlb_global_conf *b)
+{
+	if (a->metrics_enabled != b->metrics_enabled)
+		return false;
+	return !a->metrics_enabled ||
+	       (a->metrics.family == b->metrics.family && a->metrics.port == b->metrics.port &&
+		xlb_addr_eq(&a->metrics.addr, &b->metrics.addr));
+}
+
 static bool same_queues(const struct xlb_global_conf *a, const struct xlb_global_conf *b)
 {
 	if (a->all_queues != b->all_queues)
@@ -167,7 +178,8 @@ static int reload_locked(struct xlbd *d, char *err, size_t errlen)
 	if (strcmp(cfg->global.interface, d->cfg->global.interface) ||
 	    !same_queues(&cfg->global, &d->cfg->global) ||
 	    cfg->global.xdp_mode != d->cfg->global.xdp_mode ||
-	    strcmp(cfg->global.control_socket, d->cfg->global.control_socket)) {
+	    strcmp(cfg->global.control_socket, d->cfg->global.control_socket) ||
+	    !same_metrics(&cfg->global, &d->cfg->global)) {
 		snprintf(err, errlen, "%s: [global] settings cannot change while xlbd runs; "
 			 "restart it instead", d->config_path);
 		xlb_config_free(cfg);
@@ -460,6 +472,26 @@ static int start(struct xlbd *d)
 			return err;
 		}
 	}
+	if (g->metrics_enabled) {
+		struct xlb_metrics_ctx ctx = {
+			.dp = &d->dp, .workers = d->workers, .n_workers = d->n_workers,
+			.xdp = d->xdp,
+		};
+		char addr[XLB_ADDRSTRLEN];
+
+		xlb_addr_ntop(&g->metrics.addr, g->metrics.family, addr, sizeof(addr));
+		d->metrics = xlb_metrics_start(&g->metrics, &ctx);
+		if (!d->metrics) {
+			err = -errno;
+			xlb_err("%s: [global] metrics = %s%s%s:%u: cannot serve: %s", d->config_path,
+				g->metrics.family == AF_INET6 ? "[" : "", addr,
+				g->metrics.family == AF_INET6 ? "]" : "", ntohs(g->metrics.port),
+				strerror(errno));
+			return err;
+		}
+		xlb_info("metrics on http://%s%s%s:%u/metrics", g->metrics.family == AF_INET6 ? "[" : "",
+			 addr, g->metrics.family == AF_INET6 ? "]" : "", xlb_metrics_port(d->metrics));
+	}
 	err = setup_loop(d);
 	if (err) {
 		xlb_err("cannot set up the control loop: %s", strerror(-err));
@@ -473,6 +505,9 @@ static int start(struct xlbd *d)
 
 static void stop(struct xlbd *d)
 {
+	/* Scrapes read workers, tables and the XDP program's maps. */
+	xlb_metrics_stop(d->metrics);
+	d->metrics = NULL;
 	/* Control clients first: they read workers and tables. */
 	xlb_control_close(d->control);
 	d->control = NULL;
