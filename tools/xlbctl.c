@@ -188,7 +188,9 @@ static int run(const char *path, int argc, char **argv)
 
 	if (fd < 0)
 		return 1;
-	if (send_request(fd, argc, argv)) {
+	/* Even when sending fails, read: xlbd may have refused the request
+	 * (a non-root peer) and said why before closing. */
+	if (send_request(fd, argc, argv) && errno != EPIPE && errno != ECONNRESET) {
 		close(fd);
 		return 1;
 	}
