@@ -179,3 +179,8 @@ xdp_mode_of_xlb0() {
 	*) echo "mode-$mode";;
 	esac
 }
+
+# xlbctl as built, and lab_xlbctl ARGS: run it in the node's namespace on
+# the lab's control socket (xlb.ini's control_socket).
+XLBCTL=$XLB_BUILD_DIR/tools/xlbctl
+lab_xlbctl() { ip netns exec "$(lab ns lb)" "$XLBCTL" --socket "$LAB_RUN/xlb.sock" "$@"; }
