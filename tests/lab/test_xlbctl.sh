@@ -39,7 +39,7 @@ C1=${CLIENT4[c1]} C2=${CLIENT4[c2]} C2_6=${CLIENT6[c2]}
 # Then reads commands on stdin, one per line, and answers each in one line:
 #   tcp K   one more request on connection K: "tcp K ok backend=bN port=P"
 #   udp K   one more datagram on socket K:    "udp K ok backend=bN port=P bytes=N"
-# or "... error REASON". EOF ends it.
+# or "... error REASON". "quit" or EOF ends it.
 HELD_CLIENT=$(cat <<'EOF'
 import json, re, socket, sys
 vip, ntcp = sys.argv[1], int(sys.argv[2])
@@ -96,6 +96,8 @@ for size in sizes:
     udp.append((s, rec))
 print(json.dumps({"tcp": [r for _, r in tcp], "udp": [r for _, r in udp]}), flush=True)
 for line in sys.stdin:
+    if line.strip() == "quit":
+        break
     what, k = line.split()
     k = int(k)
     try:
@@ -822,9 +824,12 @@ held_cmd() {
 	echo "$2 error no-answer"
 }
 
+# held_stop NAME: "quit" (the FIFO's write end is inherited by whatever the
+# test started later, so EOF alone may never come).
 held_stop() {
 	local fd=${HELD_FD[$1]:-}
 	[[ -n $fd ]] || return 0
+	{ echo quit 1>&"$fd"; } 2>/dev/null
 	exec {fd}>&-
 	wait "${HELD_PID[$1]}" 2>/dev/null
 }
@@ -857,16 +862,31 @@ t_list() {
 	run_checker list "$C1,$port,$b" "$C1,$VIP4,$LAB_RUN/h4.out" "$C2_6,$VIP6,$LAB_RUN/h6.out"
 }
 
+# events_ready FILE: UDP probes (C2 to VIP6: no filter of check 4 matches
+# them) until one shows in FILE, so the -E writing it is following before
+# the traffic under test starts.
+events_ready() {
+	local i j port
+	for ((i = 0; i < 10; i++)); do
+		port=$(lab_exec c2 "$PY" -c "$UDP_ONCE" "$VIP6" 1 | sed -n 's/^port=\([0-9]*\) .*/\1/p')
+		for ((j = 0; j < 10; j++)); do
+			[[ -n $port ]] && grep -q "sport=$port " "$1" && return 0
+			sleep 0.1
+		done
+	done
+	return 1
+}
+
 # 3. -E follows a curl and a UDP exchange; -D's [DESTROY]; -E -p udp.
 t_events() {
 	local ev=$LAB_RUN/events.out epid b port i udp uport ub ubytes
 	ip netns exec "$LB_NS" "$XLBCTL" --socket "$SOCK" -E >"$ev" 2>"$LAB_RUN/events.err" &
 	epid=$!
-	sleep 0.5   # connected and reading before the traffic starts
+	events_ready "$ev" || fail "3 -E shows no event of a UDP probe"
 	read -r b port <<<"$(curl_one)"
 	udp=$(lab_exec c1 "$PY" -c "$UDP_ONCE" "$VIP4" 21)
 	read -r uport ub ubytes <<<"$(sed -n 's/^port=\([0-9]*\) backend=\(b[123]\) bytes=\([0-9]*\)$/\1 \2 \3/p' <<<"$udp")"
-	for ((i = 0; i < 50; i++)); do
+	for ((i = 0; i < 100; i++)); do
 		grep -q "TIME_WAIT src=$C1 dst=$VIP4 sport=$port " "$ev" && break
 		sleep 0.1
 	done
@@ -877,7 +897,7 @@ t_events() {
 		else
 			fail "3 -D -p udp -s $C1 --sport $uport: status $CTL_RC, '$CTL_ERR'"
 		fi
-		for ((i = 0; i < 50; i++)); do
+		for ((i = 0; i < 100; i++)); do
 			grep -q "DESTROY.*sport=$uport " "$ev" && break
 			sleep 0.1
 		done
@@ -894,11 +914,11 @@ t_events() {
 
 	ip netns exec "$LB_NS" "$XLBCTL" --socket "$SOCK" -E -p udp >"$ev.udp" 2>&1 &
 	epid=$!
-	sleep 0.5
+	events_ready "$ev.udp" || fail "3 -E -p udp shows no event of a UDP probe"
 	curl_one >/dev/null
 	udp=$(lab_exec c1 "$PY" -c "$UDP_ONCE" "$VIP4" 5)
 	uport=$(sed -n 's/^port=\([0-9]*\) backend=b.*/\1/p' <<<"$udp")
-	for ((i = 0; i < 30; i++)); do
+	for ((i = 0; i < 100; i++)); do
 		grep -q "UPDATE.*sport=$uport " "$ev.udp" && break
 		sleep 0.1
 	done
