@@ -111,7 +111,8 @@ static const char *const service_keys[] = {
 	"vip", "port", "protocol", "scheduler", "maglev_table_size", "backends",
 	"health", "health_port", "health_interval_ms", "health_timeout_ms",
 	"health_rise", "health_fall", "health_path", "health_status",
-	"health_payload", "on_backend_down", "drain_timeout", "no_backend", NULL,
+	"health_payload", "health_passive", "on_backend_down", "drain_timeout",
+	"drain_fallback", "no_backend", "notrack", NULL,
 };
 
 struct enum_name {
@@ -801,6 +802,7 @@ static int parse_service(struct ctx *c, const char *sec, const char *name,
 {
 	const char *val;
 	uint32_t v;
+	uint32_t u;
 	int e;
 	int ret;
 
@@ -912,6 +914,17 @@ static int parse_service(struct ctx *c, const char *sec, const char *name,
 	if (ret)
 		return ret;
 	svc->no_backend = (enum xlb_no_backend_action)e;
+	ret = get_uint(c, "health_passive", 0, HEALTH_COUNT_MAX, 0, &svc->health_passive);
+	if (ret)
+		return ret;
+	ret = get_uint(c, "drain_fallback", 0, 1, 1, &u);
+	if (ret)
+		return ret;
+	svc->drain_fallback = u;
+	ret = get_uint(c, "notrack", 0, 1, 0, &u);
+	if (ret)
+		return ret;
+	svc->notrack = u;
 	return 0;
 }
 

@@ -67,9 +67,12 @@ struct xlb_service_conf {
 	char health_path[256];
 	uint32_t health_status;
 	char health_payload[256];
+	uint32_t health_passive;     /* down after N RST/unreachable answers to new flows; 0 off */
 	enum xlb_backend_down_action on_backend_down;
 	uint32_t drain_timeout;      /* seconds */
+	bool drain_fallback;         /* no backend up: new flows may go to draining ones */
 	enum xlb_no_backend_action no_backend;
+	bool notrack;                /* stateless: no conntrack entry, Maglev both ways */
 };
 
 struct xlb_ct_conf {
