@@ -45,6 +45,10 @@ struct xlb_backend_stats {
 	/* The control thread's rate estimate (new flows per second). */
 	uint64_t rate_last;
 	double rate;
+	/* Dead backends (control thread, except passive_fails). */
+	uint64_t drain_since;         /* ns monotonic when it began draining; 0: not */
+	uint32_t passive_fails;       /* consecutive RST/unreachable answers to new flows */
+	bool health_up;               /* last word of the health checker; true without checks */
 };
 
 struct xlb_backend {
@@ -52,9 +56,21 @@ struct xlb_backend {
 	uint32_t weight;              /* current weight (config or xlbctl) */
 	uint32_t conf_weight;         /* as configured */
 	enum xlb_backend_admin admin;
+	bool health_up;               /* the health checker's verdict (true without checks) */
 	bool usable;                  /* same family as the VIP */
 	uint16_t slot;                /* registry slot, XLB_BACKEND_NO_SLOT if full */
 };
+
+/* What a backend is to new and existing flows, from admin state, weight
+ * and health. */
+enum xlb_backend_state {
+	XLB_BE_UP,          /* takes new flows */
+	XLB_BE_DRAINING,    /* no new flows (but the no-backend fallback); keeps its flows */
+	XLB_BE_DOWN,        /* dead or disabled: its flows are purged */
+};
+
+enum xlb_backend_state xlb_backend_state(const struct xlb_backend *b);
+const char *xlb_backend_state_name(enum xlb_backend_state s);
 
 struct xlb_service {
 	char name[XLB_NAME_MAX];
@@ -65,6 +81,13 @@ struct xlb_service {
 	struct xlb_maglev *maglev;
 	struct xlb_backend *backends;
 	uint32_t n_backends;
+	/* From the config, for the data path and the control thread. */
+	enum xlb_backend_down_action on_backend_down;
+	enum xlb_no_backend_action no_backend;
+	uint32_t drain_timeout;       /* seconds */
+	uint32_t health_passive;
+	bool drain_fallback;
+	bool notrack;
 };
 
 struct xlb_services {
@@ -72,6 +95,10 @@ struct xlb_services {
 	uint32_t n;
 	uint32_t mask;                /* VIP hash: open addressing, size mask+1 */
 	int32_t *slots;               /* index into svc, or -1 */
+	/* Backends of notrack services, for their replies (which have no
+	 * flow): (service index << 16 | backend index), or -1. */
+	uint32_t be_mask;
+	int32_t *be_slots;
 	struct rcu_head rcu;
 };
 
@@ -84,6 +111,17 @@ struct xlb_services *xlb_services_build(const struct xlb_config *cfg);
 struct xlb_services *xlb_services_with_backend(const struct xlb_services *cur, uint32_t svc,
 					       uint32_t backend, enum xlb_backend_admin admin,
 					       uint32_t weight);
+
+/* A deep copy of cur without tables, to change backends in and then
+ * finish: xlb_services_finish builds the Maglev tables and indexes. */
+struct xlb_services *xlb_services_copy(const struct xlb_services *cur);
+int xlb_services_finish(struct xlb_services *s);
+
+/* The notrack service backend `t->src:t->sport` answers for (a reply with
+ * no flow), with *backend set; or NULL. RCU read side. */
+const struct xlb_service *xlb_services_find_notrack_backend(const struct xlb_services *s,
+							    const struct xlb_tuple *t,
+							    uint32_t *backend);
 
 /* Free now (no reader can see it) or after a grace period. */
 void xlb_services_free(struct xlb_services *s);

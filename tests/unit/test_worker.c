@@ -61,7 +61,9 @@ static const char *config_text =
 	"vip = 198.18.0.101\n"
 	"port = 80\n"
 	"protocol = tcp\n"
-	"backends = 198.18.2.2:8080 weight=0\n";
+	"backends = 198.18.2.2:8080 weight=0\n"
+	"drain_fallback = 0\n"
+	"no_backend = drop\n";
 
 static int sh(const char *cmd)
 {
