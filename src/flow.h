@@ -56,6 +56,7 @@ enum xlb_tcp_state {
 #define XLB_FLOW_SEEN_REPLY  (1u << 0)
 #define XLB_FLOW_ASSURED     (1u << 1)
 #define XLB_FLOW_DYING       (1u << 2)   /* removed from the table */
+#define XLB_FLOW_DEAD        (1u << 3)   /* backend down, on_backend_down = drop */
 
 struct xlb_flow_counter {
 	uint64_t packets;

@@ -135,9 +135,13 @@ static int index_notrack_backends(struct xlb_services *s)
 {
 	uint32_t n = 0, size = 16;
 
-	for (uint32_t i = 0; i < s->n; i++)
-		if (s->svc[i].notrack)
+	s->n_notrack = 0;
+	for (uint32_t i = 0; i < s->n; i++) {
+		if (s->svc[i].notrack) {
 			n += s->svc[i].n_backends;
+			s->n_notrack++;
+		}
+	}
 	while (size < 2 * n)
 		size <<= 1;
 	s->be_mask = size - 1;

@@ -99,6 +99,7 @@ struct xlb_services {
 	 * flow): (service index << 16 | backend index), or -1. */
 	uint32_t be_mask;
 	int32_t *be_slots;
+	uint32_t n_notrack;           /* services with notrack = 1 */
 	struct rcu_head rcu;
 };
 

@@ -144,6 +144,77 @@ static inline enum xlb_verdict drop(struct xlb_worker *w, enum xlb_drop_reason r
 	return XLB_VERDICT_DROP;
 }
 
+/* Passive detection: the backend's first answer to a new connection. A RST
+ * counts against it (the control thread marks it down after
+ * health_passive in a row); a SYN-ACK clears the count. */
+static __attribute__((noinline)) void passive_check(const struct xlb_flow *f,
+						    const struct xlb_pkt *p)
+{
+	struct xlb_backend_stats *bs;
+
+	if (p->tuple.proto != IPPROTO_TCP)
+		return;
+	bs = xlb_backend_stats(f->backend_id);
+	if (!bs)
+		return;
+	if (p->tcp_flags & XLB_TCP_RST)
+		__atomic_fetch_add(&bs->passive_fails, 1, __ATOMIC_RELAXED);
+	else if ((p->tcp_flags & (XLB_TCP_SYN | XLB_TCP_ACK)) == (XLB_TCP_SYN | XLB_TCP_ACK) &&
+		 __atomic_load_n(&bs->passive_fails, __ATOMIC_RELAXED))
+		__atomic_store_n(&bs->passive_fails, 0, __ATOMIC_RELAXED);
+}
+
+static enum xlb_verdict send_to(struct xlb_worker *w, struct xlb_buf *b, const struct xlb_pkt *p)
+{
+	uint8_t mac[6];
+
+	switch (xlb_route_nexthop(w->dp->route, &p->tuple.dst, p->tuple.family, mac)) {
+	case XLB_NH_OK:
+		memcpy(b->data, mac, 6);
+		memcpy(b->data + 6, w->dp->if_mac, 6);
+		return XLB_VERDICT_TX;
+	case XLB_NH_PENDING:
+		b->nh = p->tuple.dst;
+		b->family = p->tuple.family;
+		return XLB_VERDICT_HOLD;
+	default:
+		return drop(w, XLB_DROP_UNREACHABLE);
+	}
+}
+
+/*
+ * Services with notrack = 1: no conntrack entry. Packets to the VIP go to
+ * the backend Maglev picks for their 5-tuple; the backend's replies are
+ * rewritten back to the VIP by the backend index. Returns true when the
+ * packet was one of theirs, with *v its verdict.
+ */
+static __attribute__((noinline)) bool notrack(struct xlb_worker *w, const struct xlb_services *svcs,
+					      struct xlb_buf *b, struct xlb_pkt *p,
+					      enum xlb_verdict *v)
+{
+	const struct xlb_service *svc = xlb_services_find(svcs, &p->tuple);
+	uint32_t idx;
+
+	if (svc) {
+		if (!svc->notrack)
+			return false;
+		idx = xlb_maglev_lookup(svc->maglev, xlb_flow_hash5(&p->tuple));
+		if (idx == XLB_MAGLEV_NONE) {
+			*v = drop(w, XLB_DROP_NO_BACKEND);
+			return true;
+		}
+		xlb_nat_set_dst(p, &svc->backends[idx].ep.addr, svc->backends[idx].ep.port);
+	} else {
+		svc = xlb_services_find_notrack_backend(svcs, &p->tuple, &idx);
+		if (!svc)
+			return false;
+		xlb_nat_set_src(p, &svc->vip.addr, svc->vip.port);
+	}
+	w->stats.untracked++;
+	*v = send_to(w, b, p);
+	return true;
+}
+
 static enum xlb_verdict handle_one(struct xlb_worker *w, struct xlb_buf *b,
 				   const struct xlb_services *svcs, uint32_t gen, uint64_t now)
 {
@@ -165,12 +236,22 @@ static enum xlb_verdict handle_one(struct xlb_worker *w, struct xlb_buf *b,
 	if (unlikely(p.tuple.proto != IPPROTO_TCP && p.tuple.proto != IPPROTO_UDP))
 		return drop(w, XLB_DROP_UNSUPPORTED);
 
+	if (unlikely(svcs && svcs->n_notrack)) {
+		enum xlb_verdict v;
+
+		if (notrack(w, svcs, b, &p, &v))
+			return v;
+	}
+
 	f = xlb_ct_lookup(ct, &p.tuple, xlb_ct_hash(ct, &p.tuple), now, &dir);
 	if (likely(f != NULL)) {
 		bool events = xlb_events_wanted();
 		uint32_t before = 0;
+		uint8_t tcp_before = f->tcp_state;
 
 		w->ct_stats.found++;
+		if (unlikely(__atomic_load_n(&f->status, __ATOMIC_RELAXED) & XLB_FLOW_DEAD))
+			return drop(w, XLB_DROP_BACKEND_DOWN);
 		if (unlikely(events))
 			before = flow_event_state(f);
 		ctinfo = xlb_ct_track(ct, f, dir, &p, now);
@@ -178,6 +259,8 @@ static enum xlb_verdict handle_one(struct xlb_worker *w, struct xlb_buf *b,
 			w->ct_stats.invalid++;
 			return drop(w, XLB_DROP_INVALID);
 		}
+		if (unlikely(tcp_before == XLB_TCP_SYN_SENT) && dir == XLB_DIR_REPLY)
+			passive_check(f, &p);
 		if (unlikely(events) && ctinfo != XLB_CTINFO_NEW && flow_event_state(f) != before)
 			xlb_events_emit(XLB_CT_EVENT_UPDATE, f);
 		/* A SYN reopening a closed connection: the tracker removed the
@@ -474,6 +557,7 @@ const char *xlb_drop_reason_name(enum xlb_drop_reason r)
 		[XLB_DROP_UNREACHABLE] = "unreachable",
 		[XLB_DROP_NEIGH] = "neighbour",
 		[XLB_DROP_TX_RING] = "tx_ring",
+		[XLB_DROP_BACKEND_DOWN] = "backend_down",
 	};
 
 	return r < XLB_DROP_MAX ? names[r] : "?";

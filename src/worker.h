@@ -33,6 +33,7 @@ enum xlb_drop_reason {
 	XLB_DROP_UNREACHABLE,    /* no route out of our interface */
 	XLB_DROP_NEIGH,          /* neighbour never resolved, or the hold queue was full */
 	XLB_DROP_TX_RING,        /* the tx ring had no room */
+	XLB_DROP_BACKEND_DOWN,   /* a flow of a dead backend (on_backend_down = drop) */
 	XLB_DROP_MAX,
 };
 
@@ -43,6 +44,8 @@ struct xlb_worker_stats {
 	uint64_t tx_bytes;
 	uint64_t new_flows;
 	uint64_t held;           /* waited for a neighbour */
+	uint64_t untracked;      /* notrack services: forwarded without conntrack */
+	uint64_t rejected;       /* no backend: answered with RST / port unreachable */
 	uint64_t drop[XLB_DROP_MAX];
 };
 
