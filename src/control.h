@@ -24,6 +24,9 @@ struct xlb_control_ctx {
 	pthread_mutex_t *lock;
 	/* Re-read the config; 0 or a negative errno, message in err. */
 	int (*reload)(void *arg, char *err, size_t errlen);
+	/* Publish a new services snapshot (it becomes the daemon's) and end
+	 * the flows of backends it takes down. Called with `lock` held. */
+	void (*publish)(void *arg, struct xlb_services *next);
 	void *arg;
 };
 

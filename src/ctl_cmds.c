@@ -427,8 +427,9 @@ static int cmd_backend(struct ctl_session *s, int argc, char **argv)
 		ctl_err(s, "xlbctl: backend: %s\n", strerror(errno));
 		goto out;
 	}
-	/* Existing flows keep their backend: they carry it in their tuples. */
-	xlb_services_free_rcu(rcu_xchg_pointer(&s->ctx->dp->services, next));
+	/* Existing flows keep their backend (they carry it in their tuples),
+	 * unless it is now down: publish ends those flows. */
+	s->ctx->publish(s->ctx->arg, next);
 	ctl_out(s, "service %s backend %s: state=%s weight=%u\n", argv[1], argv[2],
 		xlb_backend_admin_name(admin), weight);
 	status = 0;

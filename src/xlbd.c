@@ -5,6 +5,7 @@
  * serves signals (SIGHUP reload, SIGINT/SIGTERM stop), netlink
  * notifications and the conntrack garbage collector from one epoll loop.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <linux/ethtool.h>
@@ -28,6 +29,7 @@
 #include "events.h"
 #include "flow.h"
 #include "log.h"
+#include "purge.h"
 #include "metrics.h"
 #include "route.h"
 #include "service.h"
@@ -50,6 +52,7 @@ struct xlbd {
 	int epfd, sigfd, timerfd;
 	bool verbose;
 	struct xlb_control *control;
+	struct xlb_purge *purge;
 	struct xlb_metrics *metrics;
 	/* Serialises reloads and backend changes (SIGHUP, xlbctl). */
 	pthread_mutex_t lock;
@@ -163,12 +166,116 @@ static bool same_queues(const struct xlb_global_conf *a, const struct xlb_global
 	       !memcmp(a->queues, b->queues, a->n_queues * sizeof(a->queues[0]));
 }
 
+static void endpoint_text(char *buf, size_t len, const struct xlb_endpoint *ep)
+{
+	char a[XLB_ADDRSTRLEN];
+
+	xlb_addr_ntop(&ep->addr, ep->family, a, sizeof(a));
+	snprintf(buf, len, ep->family == AF_INET6 ? "[%s]:%u" : "%s:%u", a, ntohs(ep->port));
+}
+
+static void end_flows(struct xlbd *d, const struct xlb_service *svc, const struct xlb_backend *b,
+		      const char *why)
+{
+	struct xlb_purge_result res;
+	char ep[64];
+
+	xlb_purge_backend(d->purge, d->dp.ct, b->slot, svc->on_backend_down, &res);
+	endpoint_text(ep, sizeof(ep), &b->ep);
+	xlb_info("service %s backend %s %s: %u flows deleted (%u reset), %u left to time out", svc->name,
+		 ep, why, res.deleted, res.reset, res.dead);
+}
+
+static const struct xlb_backend *find_slot(const struct xlb_services *s, uint16_t slot,
+					   const struct xlb_service **svc)
+{
+	for (uint32_t i = 0; s && i < s->n; i++)
+		for (uint32_t j = 0; j < s->svc[i].n_backends; j++)
+			if (s->svc[i].backends[j].slot == slot) {
+				*svc = &s->svc[i];
+				return &s->svc[i].backends[j];
+			}
+	return NULL;
+}
+
+/*
+ * Make `next` the running snapshot, then settle what changed for each
+ * backend: one that went down, or left the config, has its flows ended
+ * (on_backend_down); one that began draining starts its drain clock. The
+ * snapshot is published first so no new flow goes to a backend whose flows
+ * are being ended. Called with d->lock held (or before workers start).
+ */
+static void publish(struct xlbd *d, struct xlb_services *next)
+{
+	struct xlb_services *old = rcu_xchg_pointer(&d->dp.services, next);
+	uint64_t now = xlb_now_ns();
+
+	for (uint32_t i = 0; i < next->n; i++) {
+		const struct xlb_service *svc = &next->svc[i];
+
+		for (uint32_t j = 0; j < svc->n_backends; j++) {
+			const struct xlb_backend *b = &svc->backends[j], *ob;
+			struct xlb_backend_stats *bs = xlb_backend_stats(b->slot);
+			/* Nothing to end for a backend that is new. */
+			enum xlb_backend_state st = xlb_backend_state(b), ost = XLB_BE_DOWN;
+			const struct xlb_service *osvc;
+
+			ob = find_slot(old, b->slot, &osvc);
+			if (ob)
+				ost = xlb_backend_state(ob);
+			if (bs && st != XLB_BE_DRAINING)
+				bs->drain_since = 0;
+			else if (bs && !bs->drain_since)
+				bs->drain_since = now;
+			if (st == XLB_BE_DOWN && ost != XLB_BE_DOWN)
+				end_flows(d, svc, b, "is down");
+		}
+	}
+	for (uint32_t i = 0; old && i < old->n; i++) {
+		const struct xlb_service *svc = &old->svc[i], *nsvc;
+
+		for (uint32_t j = 0; j < svc->n_backends; j++)
+			if (!find_slot(next, svc->backends[j].slot, &nsvc))
+				end_flows(d, svc, &svc->backends[j], "was removed");
+	}
+	xlb_services_free_rcu(old);
+}
+
+static void publish_cb(void *arg, struct xlb_services *next)
+{
+	publish(arg, next);
+}
+
+/* Draining backends whose drain_timeout has passed: their flows end. */
+static void check_drains(struct xlbd *d)
+{
+	const struct xlb_services *s = d->dp.services;
+	uint64_t now = xlb_now_ns();
+
+	for (uint32_t i = 0; i < s->n; i++) {
+		const struct xlb_service *svc = &s->svc[i];
+
+		for (uint32_t j = 0; j < svc->n_backends; j++) {
+			const struct xlb_backend *b = &svc->backends[j];
+			struct xlb_backend_stats *bs = xlb_backend_stats(b->slot);
+
+			if (!bs || !bs->drain_since || bs->drain_since == UINT64_MAX ||
+			    xlb_backend_state(b) != XLB_BE_DRAINING)
+				continue;
+			if (now - bs->drain_since < (uint64_t)svc->drain_timeout * 1000000000ull)
+				continue;
+			bs->drain_since = UINT64_MAX;   /* ended once; until it changes state */
+			end_flows(d, svc, b, "drained");
+		}
+	}
+}
+
 /* SIGHUP: a valid new config replaces the services atomically; flows keep
  * their backends (the NAT lives in the flow's tuples, not in the service
  * table). Anything invalid leaves the running config untouched. */
 static int reload_locked(struct xlbd *d, char *err, size_t errlen)
 {
-	struct xlb_services *svcs, *old;
+	struct xlb_services *svcs;
 	struct xlb_config *cfg;
 	int ret;
 
@@ -200,8 +307,7 @@ static int reload_locked(struct xlbd *d, char *err, size_t errlen)
 		xlb_warn("reload: steering maps incomplete: %s", strerror(-ret));
 	apply_static_macs(d, cfg);
 	xlb_ct_set_conf(d->dp.ct, &cfg->ct);
-	old = rcu_xchg_pointer(&d->dp.services, svcs);
-	xlb_services_free_rcu(old);
+	publish(d, svcs);
 	/* Workers never read the config itself, only snapshots. */
 	xlb_config_free(d->cfg);
 	d->cfg = cfg;
@@ -325,8 +431,12 @@ static void tick(struct xlbd *d, uint64_t *ticks)
 	xlb_route_process(d->dp.route);
 	pthread_mutex_unlock(&d->lock);
 	++*ticks;
-	if (*ticks % (1000 / TICK_MS) == 0)
+	if (*ticks % (1000 / TICK_MS) == 0) {
 		update_rates();
+		pthread_mutex_lock(&d->lock);
+		check_drains(d);
+		pthread_mutex_unlock(&d->lock);
+	}
 	if (d->verbose && *ticks % (10000 / TICK_MS) == 0)
 		log_stats(d);
 }
@@ -420,6 +530,10 @@ static int start(struct xlbd *d)
 		return -errno;
 	}
 	xlb_ct_set_destroy_hook(d->dp.ct, on_flow_destroy, d);
+	d->purge = xlb_purge_create();
+	if (!d->purge)
+		xlb_warn("no raw sockets (%s): flows of dead backends are deleted without RSTs",
+			 strerror(errno));
 	d->xdp = xlb_xdp_load(d->ifindex);
 	if (!d->xdp)
 		return -errno;
@@ -460,7 +574,7 @@ static int start(struct xlbd *d)
 	{
 		struct xlb_control_ctx ctx = {
 			.dp = &d->dp, .workers = d->workers, .n_workers = d->n_workers,
-			.lock = &d->lock, .reload = reload_cb, .arg = d,
+			.lock = &d->lock, .reload = reload_cb, .publish = publish_cb, .arg = d,
 		};
 
 		d->control = xlb_control_open(g->control_socket, &ctx);
@@ -521,6 +635,7 @@ static void stop(struct xlbd *d)
 	free(d->workers);
 	if (d->dp.route)
 		xlb_route_destroy(d->dp.route);
+	xlb_purge_destroy(d->purge);
 	if (d->sigfd >= 0)
 		close(d->sigfd);
 	if (d->timerfd >= 0)
@@ -610,7 +725,7 @@ int main(int argc, char **argv)
 		rcu_unregister_thread();
 		return 1;
 	}
-	rcu_assign_pointer(d.dp.services, svcs);
+	publish(&d, svcs);
 
 	ret = start(&d);
 	if (!ret) {
