@@ -308,9 +308,10 @@ static int cmd_service(struct ctl_session *s, int argc, char **argv)
 				bytes = sum[b->slot].bytes +
 					__atomic_load_n(&bs->closed_bytes, __ATOMIC_RELAXED);
 			}
-			ctl_out(s, "  backend %-44s state=%s weight=%u flows=%lld packets=%llu bytes=%llu "
-				   "new/s=%.1f%s\n",
-				ep, xlb_backend_admin_name(b->admin), b->weight,
+			ctl_out(s, "  backend %-44s state=%s admin=%s health=%s weight=%u flows=%lld "
+				   "packets=%llu bytes=%llu new/s=%.1f%s\n",
+				ep, xlb_backend_state_name(xlb_backend_state(b)),
+				xlb_backend_admin_name(b->admin), b->health_up ? "up" : "down", b->weight,
 				bs ? (long long)__atomic_load_n(&bs->active_flows, __ATOMIC_RELAXED) : 0LL,
 				(unsigned long long)packets, (unsigned long long)bytes,
 				bs ? bs->rate : 0.0, b->usable ? "" : " (other address family: unused)");
@@ -430,8 +431,10 @@ static int cmd_backend(struct ctl_session *s, int argc, char **argv)
 	/* Existing flows keep their backend (they carry it in their tuples),
 	 * unless it is now down: publish ends those flows. */
 	s->ctx->publish(s->ctx->arg, next);
-	ctl_out(s, "service %s backend %s: state=%s weight=%u\n", argv[1], argv[2],
-		xlb_backend_admin_name(admin), weight);
+	ctl_out(s, "service %s backend %s: admin=%s weight=%u state=%s\n", argv[1], argv[2],
+		xlb_backend_admin_name(admin), weight,
+		xlb_backend_state_name(xlb_backend_state(&rcu_dereference(s->ctx->dp->services)
+								  ->svc[si].backends[bi])));
 	status = 0;
 out:
 	pthread_mutex_unlock(s->ctx->lock);

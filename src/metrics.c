@@ -107,7 +107,7 @@ static uint64_t backend_new_flows(const struct backend_view *v)
 
 static uint64_t backend_up(const struct backend_view *v)
 {
-	return v->b->admin == XLB_BACKEND_UP;
+	return xlb_backend_state(v->b) == XLB_BE_UP;
 }
 
 static uint64_t backend_weight(const struct backend_view *v)
@@ -132,7 +132,7 @@ static const struct backend_family {
 	  "Connections the scheduler gave the backend since xlbd started.",
 	  true, backend_new_flows },
 	{ "xlb_backend_up", "gauge",
-	  "1 when the backend's admin state is up, 0 when down or draining.",
+	  "1 when the backend takes new connections (admin up, weight > 0, healthy), 0 when draining or down.",
 	  false, backend_up },
 	{ "xlb_backend_weight", "gauge", "The backend's current Maglev weight.",
 	  false, backend_weight },

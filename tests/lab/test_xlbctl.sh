@@ -613,8 +613,8 @@ def parse_service(out):
             svcs.append({"name": m.group(1), "proto": m.group(2), "vip": m.group(3),
                          "n": int(m.group(5)), "flows": int(m.group(6)), "backends": []})
             continue
-        m = re.fullmatch(r"  backend (\S+) +state=(\S+) weight=([0-9]+) flows=(-?[0-9]+) packets=([0-9]+) "
-                         r"bytes=([0-9]+) new/s=([0-9.]+)( \(.*\))?", l)
+        m = re.fullmatch(r"  backend (\S+) +state=(\S+) admin=\S+ health=\S+ weight=([0-9]+) flows=(-?[0-9]+) "
+                         r"packets=([0-9]+) bytes=([0-9]+) new/s=([0-9.]+)( \(.*\))?", l)
         if m and svcs:
             svcs[-1]["backends"].append({"ep": m.group(1), "state": m.group(2), "weight": int(m.group(3)),
                                          "flows": int(m.group(4)), "packets": int(m.group(5)),
@@ -1047,7 +1047,7 @@ t_backend() {
 	line=$(backend_line web "$ep")
 	out=$(curl_burst c1 "http://$VIP4/" 30)
 	n=$(grep -c '^b1$' <<<"$out")
-	if [[ $CTL_RC == 0 && $CTL_OUT == "service web backend $ep: state=up weight=0" && $line == *weight=0* &&
+	if [[ $CTL_RC == 0 && $CTL_OUT == "service web backend $ep: admin=up weight=0 state=draining" && $line == *state=draining*weight=0* &&
 		$(grep -c '^b[23]$' <<<"$out") == 30 ]]; then
 		pass "6 backend web $ep weight 0: 30 new connections, none on b1 (service: ${line//  / })"
 	else
@@ -1060,7 +1060,7 @@ t_backend() {
 	n=$(grep -c '^b1$' <<<"$out")
 	# 5 of 8 shares: 37.5 of 60 expected; 25 is 3.3 sd below (and 2.9 sd
 	# above what weight 1 of 4 would give).
-	if [[ $CTL_RC == 0 && $CTL_OUT == "service web backend $ep: state=up weight=5" && $line == *weight=5* ]] &&
+	if [[ $CTL_RC == 0 && $CTL_OUT == "service web backend $ep: admin=up weight=5 state=up" && $line == *weight=5* ]] &&
 		(($(grep -c '^b[123]$' <<<"$out") == 60 && n >= 25)); then
 		pass "6 backend web $ep weight 5: b1 took $n of 60 new connections"
 	else
@@ -1070,7 +1070,7 @@ t_backend() {
 	ctl_run backend web "$ep" drain
 	line=$(backend_line web "$ep")
 	out=$(curl_burst c1 "http://$VIP4/" 30)
-	if [[ $CTL_RC == 0 && $CTL_OUT == *"state=drain"* && $line == *state=drain* &&
+	if [[ $CTL_RC == 0 && $CTL_OUT == *"admin=draining"* && $line == *state=draining* &&
 		$(grep -c '^b[23]$' <<<"$out") == 30 ]]; then
 		pass "6 backend web $ep drain: state=drain, 30 new connections, none on b1"
 	else
@@ -1081,7 +1081,7 @@ t_backend() {
 	line=$(backend_line web "$ep")
 	out=$(curl_burst c1 "http://$VIP4/" 30)
 	n=$(grep -c '^b1$' <<<"$out")
-	if [[ $CTL_RC == 0 && $CTL_OUT == *"state=up weight=5"* && $line == *state=up* ]] &&
+	if [[ $CTL_RC == 0 && $CTL_OUT == *"admin=up weight=5 state=up"* && $line == *state=up* ]] &&
 		(($(grep -c '^b[123]$' <<<"$out") == 30 && n > 0)); then
 		pass "6 backend web $ep up: state=up weight=5 again, b1 took $n of 30"
 	else
@@ -1101,11 +1101,11 @@ t_backend() {
 		fi
 	done
 	line=$(backend_line web "$ep")
-	[[ $line == *"state=up weight=5 "* ]] || fail "6 rejected backend commands changed b1: $line"
+	[[ $line == *"state=up admin=up health=up weight=5 "* ]] || fail "6 rejected backend commands changed b1: $line"
 
 	ctl_run reload
 	line=$(backend_line web "$ep")
-	if [[ $CTL_RC == 0 && $CTL_OUT == "configuration reloaded" && $line == *"state=up weight=1 "* ]]; then
+	if [[ $CTL_RC == 0 && $CTL_OUT == "configuration reloaded" && $line == *"state=up admin=up health=up weight=1 "* ]]; then
 		pass "6 reload: exit 0, 'configuration reloaded', b1 back to the file's weight 1"
 	else
 		fail "6 reload: status $CTL_RC, '$CTL_OUT' '$CTL_ERR', b1: $line"
