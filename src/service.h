@@ -49,6 +49,7 @@ struct xlb_backend_stats {
 	uint64_t drain_since;         /* ns monotonic when it began draining; 0: not */
 	uint32_t passive_fails;       /* consecutive RST/unreachable answers to new flows */
 	bool health_up;               /* last word of the health checker; true without checks */
+	uint64_t revive_at;           /* passively downed, no active checks: up again then */
 };
 
 struct xlb_backend {

@@ -246,6 +246,75 @@ static void publish_cb(void *arg, struct xlb_services *next)
 	publish(arg, next);
 }
 
+/* A backend's health changed (checker, passive detection): the snapshot
+ * is copied with every entry of that backend changed and published.
+ * Called with d->lock held. */
+static void set_health(struct xlbd *d, uint16_t slot, bool up, const char *why)
+{
+	struct xlb_backend_stats *bs = xlb_backend_stats(slot);
+	struct xlb_services *next;
+	char ep[64];
+	int err;
+
+	if (!bs || bs->health_up == up)
+		return;
+	bs->health_up = up;
+	bs->passive_fails = 0;
+	next = xlb_services_copy(d->dp.services);
+	if (!next) {
+		xlb_err("cannot apply a health change: %s", strerror(errno));
+		return;
+	}
+	for (uint32_t i = 0; i < next->n; i++)
+		for (uint32_t j = 0; j < next->svc[i].n_backends; j++)
+			if (next->svc[i].backends[j].slot == slot)
+				next->svc[i].backends[j].health_up = up;
+	err = xlb_services_finish(next);
+	if (err) {
+		xlb_services_free(next);
+		xlb_err("cannot apply a health change: %s", strerror(-err));
+		return;
+	}
+	endpoint_text(ep, sizeof(ep), &bs->ep);
+	xlb_info("service %s backend %s is %s (%s)", bs->service, ep, up ? "up" : "down", why);
+	publish(d, next);
+}
+
+/* Passive detection: backends that answered health_passive new connections
+ * in a row with RST are marked down. Without active checks nothing would
+ * bring them back, so they return after ten check intervals. */
+static void check_passive(struct xlbd *d)
+{
+	const struct xlb_services *s = d->dp.services;
+	uint64_t now = xlb_now_ns();
+
+	for (uint32_t i = 0; i < s->n; i++) {
+		const struct xlb_service *svc = &s->svc[i];
+		const struct xlb_service_conf *c = i < d->cfg->n_services ? &d->cfg->services[i] : NULL;
+
+		for (uint32_t j = 0; j < svc->n_backends; j++) {
+			const struct xlb_backend *b = &svc->backends[j];
+			struct xlb_backend_stats *bs = xlb_backend_stats(b->slot);
+
+			if (!bs)
+				continue;
+			if (!bs->health_up && bs->revive_at && now >= bs->revive_at) {
+				bs->revive_at = 0;
+				set_health(d, b->slot, true, "passive hold-down over");
+				s = d->dp.services;
+				continue;
+			}
+			if (!svc->health_passive || !bs->health_up ||
+			    __atomic_load_n(&bs->passive_fails, __ATOMIC_RELAXED) < svc->health_passive)
+				continue;
+			if (c && c->health == XLB_HEALTH_NONE)
+				bs->revive_at = now + 10ull * c->health_interval_ms * 1000000ull;
+			set_health(d, b->slot, false, "answered new connections with RST");
+			s = d->dp.services;
+		}
+	}
+}
+
 /* Draining backends whose drain_timeout has passed: their flows end. */
 static void check_drains(struct xlbd *d)
 {
@@ -435,6 +504,11 @@ static void tick(struct xlbd *d, uint64_t *ticks)
 		update_rates();
 		pthread_mutex_lock(&d->lock);
 		check_drains(d);
+		pthread_mutex_unlock(&d->lock);
+	}
+	{
+		pthread_mutex_lock(&d->lock);
+		check_passive(d);
 		pthread_mutex_unlock(&d->lock);
 	}
 	if (d->verbose && *ticks % (10000 / TICK_MS) == 0)
