@@ -9,6 +9,11 @@ HTTP (TCP, both families, keep-alive): any GET answers 200 with
 The client line is the peer the backend saw: xlb only rewrites the
 destination, so it must be the real client, not the node.
 
+GET /slow?seconds=S&chunk=N (S at most 120, default 5; N at most 65536, default
+1000) is a slow download: the same two lines, then N bytes every 100 ms for S
+seconds, with a Content-Length that covers all of it, so the client can tell a
+transfer that ran to its end from one that was cut.
+
 UDP (both families): each datagram is answered with b"NAME:" + payload,
 from the address and port it was sent to.
 
@@ -23,6 +28,8 @@ import socket
 import socketserver
 import sys
 import threading
+import time
+import urllib.parse
 
 
 def plain_addr(addr):
@@ -42,11 +49,39 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.server.backend_name, plain_addr(self.client_address[0]),
             self.client_address[1])
         data = body.encode()
+        url = urllib.parse.urlsplit(self.path)
+        if url.path == "/slow":
+            self.slow(data, urllib.parse.parse_qs(url.query))
+            return
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def slow(self, head, query):
+        try:
+            seconds = min(float(query.get("seconds", ["5"])[0]), 120.0)
+            chunk = min(int(query.get("chunk", ["1000"])[0]), 65536)
+        except ValueError:
+            self.send_error(400, "bad seconds or chunk")
+            return
+        ticks = max(int(seconds * 10), 0)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(head) + ticks * max(chunk, 0)))
+        self.end_headers()
+        try:
+            self.wfile.write(head)
+            self.wfile.flush()
+            for _ in range(ticks):
+                time.sleep(0.1)
+                self.wfile.write(b"x" * chunk)
+                self.wfile.flush()
+        except OSError:
+            # The client or the load balancer ended the connection: what
+            # the lab tests about draining and dead backends.
+            self.close_connection = True
 
     def do_HEAD(self):
         self.send_response(200)
