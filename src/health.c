@@ -362,10 +362,10 @@ static void finish(struct xlb_health *h, struct target *t, const char *err)
 	if (t->up == was_up)
 		return;
 	if (t->up)
-		xlb_info("service %s: backend %s is up: %u checks passed", t->conf->service,
+		xlb_dbg("service %s: backend %s is up: %u checks passed", t->conf->service,
 			 ep_str(t, ep, sizeof(ep)), t->ok);
 	else
-		xlb_info("service %s: backend %s is down: %u checks failed, last: %s",
+		xlb_dbg("service %s: backend %s is down: %u checks failed, last: %s",
 			 t->conf->service, ep_str(t, ep, sizeof(ep)), t->fail, t->last_error);
 	if (h->fn)
 		h->fn(h->arg, t->conf->service, &t->ep, t->up);
@@ -882,6 +882,19 @@ bool xlb_health_is_up(const struct xlb_health *h, const char *service,
 	const struct target *t = find(h, service, backend);
 
 	return !t || t->up;
+}
+
+int xlb_health_set_down(struct xlb_health *h, const char *service,
+			const struct xlb_endpoint *backend, const char *why)
+{
+	struct target *t = find(h, service, backend);
+
+	if (!t)
+		return -ENOENT;
+	t->up = false;
+	t->ok = 0;
+	snprintf(t->last_error, sizeof(t->last_error), "%s", why ? why : "set down");
+	return 0;
 }
 
 int xlb_health_get(const struct xlb_health *h, const char *service,

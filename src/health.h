@@ -15,8 +15,9 @@
  * First checks are spread at random over one interval so a thousand
  * backends do not all fire at once. health_rise consecutive passes bring a
  * down target up, health_fall consecutive failures take an up target down;
- * the change callback runs on those transitions only, and each transition
- * is logged (info) with the reason.
+ * the change callback runs on those transitions only. Transitions are
+ * logged at debug level only: the caller logs them (once, with its own
+ * wording), and finds the reason in xlb_health_get()'s last_error.
  *
  * Threading: none. Every function must be called from one thread (the
  * control thread); nothing here takes locks.
@@ -103,6 +104,17 @@ void xlb_health_process(struct xlb_health *h);
  * a backend without checks (health = none, or not configured). */
 bool xlb_health_is_up(const struct xlb_health *h, const char *service,
 		      const struct xlb_endpoint *backend);
+
+/*
+ * Another detector (passive: RSTs to new connections) found the backend
+ * dead: take the target down now, as if fall checks had failed, so it comes
+ * back only after rise consecutive passes. why goes into last_error. The
+ * change callback is not called (the caller made this change). 0, or
+ * -ENOENT if the backend has no checks: nothing here would bring it back,
+ * the caller must.
+ */
+int xlb_health_set_down(struct xlb_health *h, const char *service,
+			const struct xlb_endpoint *backend, const char *why);
 
 /* The status of one target. 0, or -ENOENT if it has no checks. */
 int xlb_health_get(const struct xlb_health *h, const char *service,

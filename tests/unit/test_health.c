@@ -710,6 +710,43 @@ static void test_http_flap(void)
 	cfg_clear(&cfg);
 }
 
+/* Passive detection takes a healthy target down; the checks bring it back
+ * after rise passes, with one callback. */
+static void test_set_down(void)
+{
+	struct xlb_config cfg = { 0 };
+	struct xlb_service_conf *s;
+	struct target_ref r = { "web", AF_INET, lab4.tcp_port, 2 };
+	struct xlb_endpoint e = ep(AF_INET, lab4.tcp_port);
+	struct xlb_endpoint other = ep(AF_INET, lab4.refused_port);
+	struct xlb_health_status st;
+	int want = 1;
+
+	s = add_service(&cfg, "web", XLB_HEALTH_TCP, 25, 20, 3, 2);
+	add_backend(s, AF_INET, lab4.tcp_port);
+	checker_start();
+	CU_ASSERT_EQUAL(xlb_health_configure(h, &cfg), 0);
+	CU_ASSERT_FATAL(pump(target_checks, &r, 5000));
+	CU_ASSERT_TRUE(is_up("web", AF_INET, lab4.tcp_port));
+
+	CU_ASSERT_EQUAL(xlb_health_set_down(h, "web", &e, "passive: RST"), 0);
+	CU_ASSERT_EQUAL(xlb_health_set_down(h, "web", &other, "passive: RST"), -ENOENT);
+	CU_ASSERT_EQUAL(xlb_health_set_down(h, "nope", &e, "passive: RST"), -ENOENT);
+	CU_ASSERT_EQUAL(n_events, 0);
+	st = status("web", AF_INET, lab4.tcp_port);
+	CU_ASSERT_FALSE(st.up);
+	CU_ASSERT_EQUAL(st.consecutive_ok, 0);
+	CU_ASSERT_STRING_EQUAL(st.last_error, "passive: RST");
+
+	CU_ASSERT_FATAL(pump(events_at_least, &want, 5000));
+	CU_ASSERT_TRUE(events[0].up);
+	CU_ASSERT_EQUAL(events[0].st.consecutive_ok, 3);
+	CU_ASSERT_EQUAL(n_events, 1);
+
+	checker_stop();
+	cfg_clear(&cfg);
+}
+
 static void udp_cases(struct lab *l)
 {
 	struct xlb_config cfg = { 0 };
@@ -1046,6 +1083,7 @@ int main(void)
 	    !CU_add_test(s, "http: status lines that pass and fail, health_port, the request",
 			 test_http) ||
 	    !CU_add_test(s, "http: a backend that fails and recovers", test_http_flap) ||
+	    !CU_add_test(s, "set_down: down at once, back after rise passes", test_set_down) ||
 	    !CU_add_test(s, "udp: echo, silence, port unreachable", test_udp) ||
 	    !CU_add_test(s, "a slow backend does not delay a fast one",
 			 test_slow_does_not_delay_fast) ||
