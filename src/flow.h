@@ -102,10 +102,12 @@ struct xlb_flow {
 	uint32_t nh_gen[2];                /* route generation nh_mac[dir] was resolved at */
 	uint8_t nh_mac[2][6];              /* next-hop MAC per direction */
 	struct xlb_flow_counter counter[2];
-	struct xlb_tcp_window win[2];
+	struct xlb_tcp_window win[2];      /* [dir]: what that side sent (tcp.c) */
 	uint32_t last_seq, last_ack, last_end;
 	uint16_t last_win;
-	uint8_t last_flags;                /* TCP tracker: simultaneous open, challenge ACK */
+	uint8_t last_flags;                /* TCP tracker: simultaneous open, challenge ACK,
+	                                    * an ignored SYN's options */
+	uint8_t last_wscale;               /* an ignored SYN's window scale */
 	uint32_t use;                      /* references, see above; atomic */
 	uint64_t created;                  /* ns, CLOCK_MONOTONIC (UDP stream detection) */
 	uint64_t start;                    /* ns, CLOCK_REALTIME, for -o timestamp */

@@ -1,26 +1,53 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * Per-packet state tracking of existing flows: the TCP state machine of
- * nf_conntrack_proto_tcp.c, UDP's replied/stream timeouts and ASSURED,
- * ICMP echo and everything else with one timeout each.
+ * Per-packet state tracking of existing flows: the TCP tracker of
+ * nf_conntrack_proto_tcp.c (state table, window tracking, timeouts), UDP's
+ * replied/stream timeouts and ASSURED, ICMP echo and everything else with
+ * one timeout each.
  *
- * Not done yet (later issues), and what stands in for it:
- *  - TCP window tracking (tcp_in_window): every segment that the state
- *    table accepts counts as in window. The win[] fields are kept for it.
- *    tcp_be_liberal is therefore a no-op today: being liberal is what we
- *    already are.
- *  - The timeout refinements that need window tracking: max_retrans
- *    (retransmission counting), unacknowledged data and zero windows. Only
- *    the kernel's basic rule applies: the new state's timeout, CLOSE's for a
- *    RST, and at most `unacknowledged` for a connection picked up in the
- *    middle (tcp_loose) until it has seen a reply.
- *  - The sequence checks on RST (a RST must hit the window): any RST that
- *    the table accepts closes the connection.
+ * TCP follows the kernel's rules, so a connection that passes Linux's
+ * conntrack passes here and one that Linux marks INVALID is dropped here:
+ *  - the state table (tcp_next below) with the kernel's special cases:
+ *    resynchronising on the SYN/ACK that answers an ignored SYN, the RFC
+ *    5961 challenge ACK in LAST_ACK, simultaneous open, RSTs that must hit
+ *    the sequence the peer expects;
+ *  - window tracking (tcp_in_window): per direction the highest sequence
+ *    sent (td_end), the right edge the peer allows (td_maxend), the largest
+ *    window (td_maxwin) and the highest ACK (td_maxack), with window
+ *    scaling and SACK negotiated on the SYNs. Data beyond the peer's window
+ *    or ACKs for data never sent are INVALID; retransmissions of
+ *    acknowledged data and very old ACKs are let through without touching
+ *    the state (the kernel's "ignore");
+ *  - tcp_be_liberal: out-of-window segments are accepted as in window. A
+ *    connection picked up mid-stream (tcp_loose) is always tracked
+ *    liberally, since its window scale was never seen;
+ *  - the timeout of the new state, shortened to tcp_timeout_max_retrans
+ *    after TCP_MAX_RETRANS identical retransmissions or while the last ACK
+ *    advertised a zero window, and to tcp_timeout_unacknowledged while data
+ *    is outstanding; CLOSE's timeout after a RST.
+ *
+ * Deliberate differences from the kernel:
+ *  - A SYN on a connection in TIME_WAIT or CLOSE always starts a new flow
+ *    (the kernel does so only after a FIN, or a RST from the same side, and
+ *    otherwise ignores the SYN and waits for the SYN/ACK): a load balancer
+ *    wants a fresh backend choice for every new connection.
+ *  - No sequence adjustment (we never change payload lengths), no SYN
+ *    proxy, no checksum verification (the parser's contract), and no
+ *    tcp_ignore_invalid_rst switch (it is off, the kernel's default).
+ *  - The retransmission counter saturates instead of wrapping at 256.
  */
 #include <arpa/inet.h>
 #include <string.h>
 
 #include "flow_internal.h"
+
+/* The kernel's nf_conntrack_tcp_max_retrans default; not configurable. */
+#define TCP_MAX_RETRANS 3
+/* The largest window scale RFC 7323 allows. */
+#define TCP_MAX_WSCALE 14
+/* However small the sender's window, ACKs this far below the receiver's
+ * highest sequence are still plausible (delayed, reordered). */
+#define MAX_ACK_WINDOW_MIN 66000u
 
 /* What the transition table is indexed by: the packet's class, from its
  * flags, in the kernel's order of precedence (RST, then SYN, FIN, ACK). */
@@ -34,12 +61,19 @@ enum seg_class {
 	SEG_MAX,
 };
 
-/* f->last_flags */
-#define LAST_SIMULTANEOUS_OPEN 0x01   /* a SYN came from each side */
-#define LAST_CHALLENGE_ACK     0x02   /* a SYN was let through in LAST_ACK */
+/* f->win[dir].flags; the values are the kernel's IP_CT_TCP_FLAG_*, so a
+ * dump reads the same. */
+#define WIN_WINDOW_SCALE 0x01         /* this side offered window scaling */
+#define WIN_SACK_PERM    0x02         /* this side accepts SACK */
+#define WIN_CLOSE_INIT   0x04         /* this side sent the first FIN */
+#define WIN_BE_LIBERAL   0x08         /* never mark its segments out of window */
+#define WIN_DATA_UNACK   0x10         /* it sent data the peer has not ACKed */
+#define WIN_MAXACK_SET   0x20         /* td_maxack holds an ACK it sent */
 
-/* f->win[dir].flags */
-#define WIN_CLOSE_INIT 0x01           /* this side sent the first FIN */
+/* f->last_flags: WIN_WINDOW_SCALE and WIN_SACK_PERM of an ignored SYN
+ * (kept for a resync), and: */
+#define LAST_CHALLENGE_ACK     0x40   /* a SYN was let through in LAST_ACK */
+#define LAST_SIMULTANEOUS_OPEN 0x80   /* a SYN came from each side */
 
 #define NO XLB_TCP_NONE
 #define SS XLB_TCP_SYN_SENT
@@ -152,71 +186,459 @@ static enum seg_class seg_class(uint8_t flags)
 		return SEG_ACK;
 	return SEG_NONE;
 }
+/* Sequence arithmetic modulo 2^32 (RFC 1982). */
+static inline bool seq_before(uint32_t a, uint32_t b)
+{
+	return (int32_t)(a - b) < 0;
+}
 
-/* Sequence numbers of a segment; zeros when the packet carries no
- * readable TCP header (the tracker then only loses the resync below). */
+static inline bool seq_after(uint32_t a, uint32_t b)
+{
+	return seq_before(b, a);
+}
+
+/* What the tracker reads from a segment. */
 struct tcp_seg {
-	uint32_t seq, ack, end;
-	uint16_t win;
+	uint32_t seq, ack;
+	uint32_t end;                /* seq + payload + SYN + FIN */
+	uint16_t win;                /* as sent, unscaled */
+	uint8_t flags;
+	enum seg_class cls;
+	const uint8_t *opt;          /* options, opt_len bytes */
+	uint32_t opt_len;
 };
 
-static void read_seg(const struct xlb_pkt *p, struct tcp_seg *s)
+static inline uint32_t rd32(const uint8_t *b)
+{
+	uint32_t v;
+
+	memcpy(&v, b, 4);
+	return ntohl(v);
+}
+
+/*
+ * Read the TCP header at p->l4_off. False when it is not all there or
+ * contradicts itself (data offset under 5 words or past the datagram): the
+ * kernel's "truncated packet", INVALID, whatever the state.
+ */
+static bool read_seg(const struct xlb_pkt *p, struct tcp_seg *s)
 {
 	const uint8_t *th;
-	uint32_t hdr_len, payload = 0;
+	uint32_t hdr_len;
+	uint16_t w;
 
-	memset(s, 0, sizeof(*s));
-	if (!p->data || p->l4_len < 20 || (uint32_t)p->l4_off + 20 > p->len)
-		return;
+	if (!p->data || p->l4_len < 20 || (uint32_t)p->l4_off + p->l4_len > p->len)
+		return false;
 	th = p->data + p->l4_off;
-	memcpy(&s->seq, th + 4, 4);
-	memcpy(&s->ack, th + 8, 4);
-	memcpy(&s->win, th + 14, 2);
-	s->seq = ntohl(s->seq);
-	s->ack = ntohl(s->ack);
-	s->win = ntohs(s->win);
 	hdr_len = (uint32_t)(th[12] >> 4) * 4;
-	if (hdr_len <= p->l4_len)
-		payload = p->l4_len - hdr_len;
-	s->end = s->seq + payload + !!(p->tcp_flags & XLB_TCP_SYN) + !!(p->tcp_flags & XLB_TCP_FIN);
+	if (hdr_len < 20 || hdr_len > p->l4_len)
+		return false;
+	s->seq = rd32(th + 4);
+	s->ack = rd32(th + 8);
+	memcpy(&w, th + 14, 2);
+	s->win = ntohs(w);
+	s->flags = p->tcp_flags;
+	s->cls = seg_class(s->flags);
+	s->end = s->seq + (p->l4_len - hdr_len) + !!(s->flags & XLB_TCP_SYN) +
+		 !!(s->flags & XLB_TCP_FIN);
+	s->opt = th + 20;
+	s->opt_len = hdr_len - 20;
+	return true;
 }
 
-uint64_t xlb_ct_initial_timeout(const struct xlb_ct *ct, uint8_t l4proto)
+/* TCP option kinds and lengths (RFC 9293, 7323, 2018). */
+#define OPT_EOL       0
+#define OPT_NOP       1
+#define OPT_WSCALE    3
+#define OPT_SACK_PERM 4
+#define OPT_SACK      5
+#define OPT_TIMESTAMP 8
+
+/*
+ * Walk the options, calling fn for every well-formed one; stops at the end
+ * of the list or at the first malformed length, as a TCP would. fn returns
+ * false to stop early.
+ */
+typedef bool (*opt_fn)(uint8_t kind, const uint8_t *val, uint32_t len, void *arg);
+
+static void walk_options(const struct tcp_seg *s, opt_fn fn, void *arg)
 {
-	switch (l4proto) {
-	case IPPROTO_TCP:
-		return ct_timeout(ct, XLB_TO_TCP_SYN_SENT);
-	case IPPROTO_UDP:
-		return ct_timeout(ct, XLB_TO_UDP);
-	case IPPROTO_ICMP:
-	case IPPROTO_ICMPV6:
-		return ct_timeout(ct, XLB_TO_ICMP);
-	default:
-		return ct_timeout(ct, XLB_TO_GENERIC);
+	const uint8_t *o = s->opt;
+	uint32_t left = s->opt_len;
+
+	while (left > 0) {
+		uint8_t kind = o[0], len;
+
+		if (kind == OPT_EOL)
+			return;
+		if (kind == OPT_NOP) {
+			o++;
+			left--;
+			continue;
+		}
+		if (left < 2)
+			return;
+		len = o[1];
+		if (len < 2 || len > left)
+			return;
+		if (!fn(kind, o + 2, len - 2u, arg))
+			return;
+		o += len;
+		left -= len;
 	}
 }
 
-bool xlb_ct_may_create(const struct xlb_ct *ct, const struct xlb_pkt *p)
-{
-	uint8_t next;
+struct syn_opts {
+	uint8_t flags;               /* WIN_WINDOW_SCALE, WIN_SACK_PERM */
+	uint8_t scale;
+};
 
-	switch (p->tuple.proto) {
-	case IPPROTO_TCP:
-		if (!tcp_flags_valid(p->tcp_flags))
-			return false;
-		next = tcp_next[XLB_DIR_ORIG][NO][seg_class(p->tcp_flags)];
-		if (next == SS)
-			return true;
-		return next == ES && __atomic_load_n(&ct->tcp_loose, __ATOMIC_RELAXED);
-	case IPPROTO_UDP:
+static bool syn_opt(uint8_t kind, const uint8_t *val, uint32_t len, void *arg)
+{
+	struct syn_opts *so = arg;
+
+	if (kind == OPT_SACK_PERM && len == 0) {
+		so->flags |= WIN_SACK_PERM;
+	} else if (kind == OPT_WSCALE && len == 1) {
+		so->scale = val[0] > TCP_MAX_WSCALE ? TCP_MAX_WSCALE : val[0];
+		so->flags |= WIN_WINDOW_SCALE;
+	}
+	return true;
+}
+
+/* The window scale and SACK permission a SYN or SYN/ACK offers. */
+static struct syn_opts read_syn_opts(const struct tcp_seg *s)
+{
+	struct syn_opts so = { 0, 0 };
+
+	walk_options(s, syn_opt, &so);
+	return so;
+}
+
+/* A sender's options replace what it offered before; the liberal bit is
+ * ours, not the packet's, and stays. */
+static void apply_syn_opts(struct xlb_tcp_window *w, const struct tcp_seg *s)
+{
+	struct syn_opts so;
+
+	if (s->opt_len == 0)
+		return;
+	so = read_syn_opts(s);
+	w->td_scale = so.scale;
+	w->flags = (uint8_t)((w->flags & WIN_BE_LIBERAL) | so.flags);
+}
+
+static bool sack_opt(uint8_t kind, const uint8_t *val, uint32_t len, void *arg)
+{
+	uint32_t *sack = arg, i;
+
+	if (kind != OPT_SACK || len < 8 || len % 8)
 		return true;
-	case IPPROTO_ICMP:
-		return p->icmp_type == 8;     /* echo request */
-	case IPPROTO_ICMPV6:
-		return p->icmp_type == 128;   /* echo request */
-	default:
-		return true;                  /* generic tracking, as the kernel */
+	/* Each block is left edge, right edge; the right edges count. */
+	for (i = 0; i < len; i += 8) {
+		uint32_t right = rd32(val + i + 4);
+
+		if (seq_after(right, *sack))
+			*sack = right;
 	}
+	return false;                /* one SACK option per segment */
+}
+
+/* The highest right edge of the segment's SACK blocks, or ack. */
+static uint32_t highest_sack(const struct tcp_seg *s, uint32_t ack)
+{
+	static const uint8_t ts_only[4] = { OPT_NOP, OPT_NOP, OPT_TIMESTAMP, 10 };
+	uint32_t sack = ack;
+
+	/* Most segments carry just an aligned timestamp: no walk for them. */
+	if (s->opt_len == 12 && memcmp(s->opt, ts_only, 4) == 0)
+		return sack;
+	walk_options(s, sack_opt, &sack);
+	return sack;
+}
+
+/* A SYN or SYN/ACK: what its sender will send and accept starts here. */
+static void init_sender(struct xlb_tcp_window *sender, struct xlb_tcp_window *receiver,
+			const struct tcp_seg *s, enum xlb_dir dir)
+{
+	sender->td_end = s->end;
+	sender->td_maxend = s->end;
+	sender->td_maxwin = s->win ? s->win : 1;
+	apply_syn_opts(sender, s);
+	/* RFC 7323: scaling is on only when both SYNs asked for it. The
+	 * answer decides, for both directions. */
+	if (dir == XLB_DIR_REPLY &&
+	    !((sender->flags & WIN_WINDOW_SCALE) && (receiver->flags & WIN_WINDOW_SCALE))) {
+		sender->td_scale = 0;
+		receiver->td_scale = 0;
+	}
+}
+
+/* Forget a side's window (a resync starts it over); liberal stays. */
+static void window_reset(struct xlb_tcp_window *w)
+{
+	w->td_end = 0;
+	w->td_maxend = 0;
+	w->td_maxwin = 0;
+	w->td_maxack = 0;
+	w->td_scale = 0;
+	w->flags &= WIN_BE_LIBERAL;
+}
+
+enum win_verdict {
+	WIN_IGNORE,                  /* let it pass, change nothing */
+	WIN_INVALID,                 /* drop it */
+	WIN_ACCEPT,                  /* in window: the state machine goes on */
+};
+
+/* An out-of-window verdict, unless the sender or the whole table is
+ * liberal: then any segment counts as in window. */
+static enum win_verdict out_of_window(const struct xlb_ct *ct, const struct xlb_tcp_window *sender,
+				      enum win_verdict v)
+{
+	if ((sender->flags & WIN_BE_LIBERAL) || __atomic_load_n(&ct->tcp_be_liberal, __ATOMIC_RELAXED))
+		return WIN_ACCEPT;
+	return v;
+}
+
+static inline uint32_t max_ack_window(const struct xlb_tcp_window *sender)
+{
+	return sender->td_maxwin > MAX_ACK_WINDOW_MIN ? sender->td_maxwin : MAX_ACK_WINDOW_MIN;
+}
+
+/*
+ * The kernel's tcp_in_window(): is the segment inside what the receiver can
+ * accept, and does its (S)ACK acknowledge only what the receiver was sent?
+ * Updates both sides' windows for an accepted segment, and the
+ * retransmission count. The four bounds, for a segment [seq, end) with
+ * highest (S)ACK sack:
+ *   seq  <= sender.td_maxend                      (data right of window)
+ *   end  >  sender.td_end - receiver.td_maxwin    (old retransmission)
+ *   sack <= receiver.td_end                       (ACK of unseen data)
+ *   sack >  receiver.td_end - max_ack_window      (very old ACK)
+ */
+static enum win_verdict tcp_in_window(const struct xlb_ct *ct, struct xlb_flow *f,
+				      enum xlb_dir dir, const struct tcp_seg *s)
+{
+	struct xlb_tcp_window *sender = &f->win[dir], *receiver = &f->win[!dir];
+	uint32_t seq = s->seq, ack = s->ack, sack, end = s->end, win = s->win, swin;
+	bool has_ack = s->flags & XLB_TCP_ACK, syn = s->flags & XLB_TCP_SYN;
+
+	sack = (receiver->flags & WIN_SACK_PERM) ? highest_sack(s, ack) : ack;
+
+	if (sender->td_maxwin == 0) {
+		if (syn) {
+			/* The SYN/ACK, or the second SYN of a simultaneous
+			 * open: this side's window starts here. */
+			init_sender(sender, receiver, s, dir);
+			if (!has_ack)
+				return WIN_ACCEPT;
+		} else {
+			/* First segment we see from this side in the middle
+			 * of a connection: believe it. */
+			sender->td_end = end;
+			swin = win << sender->td_scale;
+			sender->td_maxwin = swin ? swin : 1;
+			sender->td_maxend = end + sender->td_maxwin;
+			if (receiver->td_maxwin == 0) {
+				/* Nothing seen the other way either: make the
+				 * ACK bounds hold until something is. */
+				receiver->td_end = sack;
+				receiver->td_maxend = sack;
+			} else if (sack == receiver->td_end + 1) {
+				/* Answer to a keepalive probe, which sits one
+				 * below the peer's next sequence. */
+				receiver->td_end++;
+			}
+		}
+	} else if (syn && seq_after(end, sender->td_end) &&
+		   (f->tcp_state == XLB_TCP_SYN_SENT || f->tcp_state == XLB_TCP_SYN_RECV)) {
+		/* A new SYN (or SYN/ACK) with a higher sequence during the
+		 * handshake: the endpoint restarted (RFC 9293 allows it to
+		 * reuse the port at once); its options may differ too. */
+		init_sender(sender, receiver, s, dir);
+		if (dir == XLB_DIR_REPLY && !has_ack)
+			return WIN_ACCEPT;
+	}
+
+	if (!has_ack) {
+		/* No ACK to check: take it as acknowledging everything. */
+		ack = sack = receiver->td_end;
+	} else if ((s->flags & XLB_TCP_RST) && ack == 0) {
+		/* Stacks that send RST|ACK with a zero ACK field. */
+		ack = sack = receiver->td_end;
+	}
+
+	/* A RST answering a SYN may carry sequence 0: put it where the
+	 * sender is. */
+	if ((s->flags & XLB_TCP_RST) && seq == 0 && f->tcp_state == XLB_TCP_SYN_SENT)
+		seq = end = sender->td_end;
+
+	if (seq_after(seq, sender->td_maxend)) {
+		uint32_t overshot = end - sender->td_maxend + 1;
+
+		/* A little more than the receiver's window, but otherwise
+		 * sane: some stacks do that. Let it pass without state change,
+		 * and move td_end so the ACK for it is not out of bounds. */
+		if (receiver->td_maxwin && seq_after(end, sender->td_end - receiver->td_maxwin - 1) &&
+		    seq_after(sack, receiver->td_end - max_ack_window(sender) - 1) &&
+		    overshot <= receiver->td_maxwin && !seq_after(sack, receiver->td_end)) {
+			sender->td_end = end;
+			sender->flags |= WIN_DATA_UNACK;
+			return out_of_window(ct, sender, WIN_IGNORE);
+		}
+		return out_of_window(ct, sender, WIN_INVALID);
+	}
+	if (seq_after(sack, receiver->td_end))
+		return out_of_window(ct, sender, WIN_INVALID);
+	if (receiver->td_maxwin && !seq_after(end, sender->td_end - receiver->td_maxwin - 1))
+		return out_of_window(ct, sender, WIN_IGNORE);
+	if (!seq_after(sack, receiver->td_end - max_ack_window(sender) - 1))
+		return out_of_window(ct, sender, WIN_IGNORE);
+
+	/* RFC 7323: the window field of a SYN is never scaled. */
+	if (!syn)
+		win <<= sender->td_scale;
+
+	/* What the sender sent and acknowledged. */
+	swin = win + (sack - ack);
+	if (sender->td_maxwin < swin)
+		sender->td_maxwin = swin;
+	if (seq_after(end, sender->td_end)) {
+		sender->td_end = end;
+		sender->flags |= WIN_DATA_UNACK;
+	}
+	if (has_ack) {
+		if (!(sender->flags & WIN_MAXACK_SET)) {
+			sender->td_maxack = ack;
+			sender->flags |= WIN_MAXACK_SET;
+		} else if (seq_after(ack, sender->td_maxack)) {
+			sender->td_maxack = ack;
+		}
+	}
+
+	/* What the receiver may send now. */
+	if (receiver->td_maxwin != 0 && seq_after(end, sender->td_maxend))
+		receiver->td_maxwin += end - sender->td_maxend;
+	if (seq_after(sack + win, receiver->td_maxend - 1)) {
+		receiver->td_maxend = sack + win;
+		if (win == 0)
+			receiver->td_maxend++;   /* room for a zero-window probe */
+	}
+	if (ack == receiver->td_end)
+		receiver->flags &= ~WIN_DATA_UNACK;
+
+	/* The same pure ACK again, same direction, same window: a
+	 * retransmission. Counted towards the max_retrans timeout. */
+	if (s->cls == SEG_ACK) {
+		if (f->last_dir == dir && f->last_seq == seq && f->last_ack == ack &&
+		    f->last_end == end && f->last_win == s->win) {
+			if (f->retrans < UINT8_MAX)
+				f->retrans++;
+		} else {
+			f->last_dir = dir;
+			f->last_seq = seq;
+			f->last_ack = ack;
+			f->last_end = end;
+			f->last_win = s->win;
+			f->retrans = 0;
+		}
+	}
+	return WIN_ACCEPT;
+}
+
+/*
+ * An assured connection got a FIN or RST we found out of window, right
+ * after one the other way: the endpoints are closing a connection we are
+ * out of step with. Do not let it sit in ESTABLISHED for days: shorten the
+ * timeout to tcp_timeout_unacknowledged, as for data never acknowledged.
+ */
+static void handle_invalid(const struct xlb_ct *ct, struct xlb_flow *f, enum xlb_dir dir,
+			   enum seg_class cls, uint64_t now)
+{
+	uint64_t left, expires, unack;
+
+	if (!(flow_status(f) & XLB_FLOW_ASSURED) || (cls != SEG_RST && cls != SEG_FIN))
+		return;
+	if (f->last_dir != dir && (f->last_index == SEG_FIN || f->last_index == SEG_RST)) {
+		expires = __atomic_load_n(&f->expires, __ATOMIC_RELAXED);
+		left = expires > now ? expires - now : 0;
+		/* The kernel leaves anything under two minutes alone. */
+		if (left < 120 * NSEC_PER_SEC)
+			return;
+		unack = ct_timeout(ct, XLB_TO_TCP_UNACK);
+		if (left > unack)
+			flow_set_expires(f, now + unack);
+	} else {
+		f->last_index = cls;
+		f->last_dir = dir;
+	}
+}
+
+/* Start tracking on the first packet of the original direction (the
+ * kernel's tcp_new()). False when it cannot start a connection. */
+static bool tcp_new(const struct xlb_ct *ct, struct xlb_flow *f, const struct tcp_seg *s)
+{
+	struct xlb_tcp_window *w = &f->win[XLB_DIR_ORIG];
+	uint8_t next = tcp_next[XLB_DIR_ORIG][NO][s->cls];
+
+	if (next != SS && !(next == ES && __atomic_load_n(&ct->tcp_loose, __ATOMIC_RELAXED)))
+		return false;
+	memset(f->win, 0, sizeof(f->win));
+	f->last_seq = f->last_ack = f->last_end = 0;
+	f->last_win = 0;
+	f->last_flags = f->last_wscale = 0;
+	f->retrans = 0;
+	f->last_dir = XLB_DIR_ORIG;
+	f->last_index = SEG_NONE;
+
+	w->td_end = s->end;
+	w->td_maxwin = s->win ? s->win : 1;
+	if (next == SS) {
+		w->td_maxend = s->end;
+		apply_syn_opts(w, s);
+	} else {
+		/* Picked up in the middle: the window scale was on SYNs we
+		 * never saw, so any window may be scaled. Assume SACK and
+		 * be liberal both ways, as the kernel does. */
+		w->td_maxend = s->end + w->td_maxwin;
+		f->win[XLB_DIR_ORIG].flags = WIN_SACK_PERM | WIN_BE_LIBERAL;
+		f->win[XLB_DIR_REPLY].flags = WIN_SACK_PERM | WIN_BE_LIBERAL;
+	}
+	return true;
+}
+
+static inline bool tcp_established(const struct xlb_flow *f)
+{
+	return f->tcp_state == ES && (flow_status(f) & XLB_FLOW_ASSURED);
+}
+
+static inline bool can_early_drop(uint8_t state)
+{
+	return state == FW || state == LA || state == TW || state == CL || state == CW;
+}
+
+/*
+ * Which timeout a segment leaves the connection with (the kernel's order):
+ * too many retransmissions, a RST, unacknowledged data, a zero window,
+ * otherwise the state's own. Each refinement only ever shortens.
+ */
+static uint64_t tcp_timeout(const struct xlb_ct *ct, const struct xlb_flow *f, uint8_t state,
+			    enum seg_class cls)
+{
+	uint64_t t = ct_timeout(ct, tcp_state_timeout[state]);
+	uint64_t retrans = ct_timeout(ct, XLB_TO_TCP_MAX_RETRANS);
+	uint64_t unack = ct_timeout(ct, XLB_TO_TCP_UNACK);
+
+	if (f->retrans >= TCP_MAX_RETRANS && t > retrans)
+		return retrans;
+	if (cls == SEG_RST)
+		return ct_timeout(ct, XLB_TO_TCP_CLOSE);
+	if (((f->win[0].flags | f->win[1].flags) & WIN_DATA_UNACK) && t > unack)
+		return unack;
+	if (f->last_win == 0 && t > retrans)
+		return retrans;
+	return t;
 }
 
 /*
@@ -226,61 +648,71 @@ bool xlb_ct_may_create(const struct xlb_ct *ct, const struct xlb_pkt *p)
  * is to be deleted after the packet passes.
  */
 static enum xlb_ctinfo tcp_track(struct xlb_ct *ct, struct xlb_flow *f, enum xlb_dir dir,
-				 const struct xlb_pkt *p, uint64_t now, enum xlb_ctinfo accepted,
+				 const struct tcp_seg *s, uint64_t now, enum xlb_ctinfo accepted,
 				 bool *reopen, bool *kill)
 {
-	enum seg_class cls = seg_class(p->tcp_flags);
-	struct tcp_seg seg;
+	enum seg_class cls = s->cls;
+	bool check_window = true;
 	uint8_t old, next;
 	uint32_t status;
 	uint64_t timeout;
 
-	read_seg(p, &seg);
 	old = f->tcp_state;
 	if (old >= XLB_TCP_MAX)
 		return XLB_CTINFO_INVALID;
-	next = tcp_next[dir][old][cls];
-
-	/* Picking up a connection in the middle needs tcp_loose (the
-	 * kernel's tcp_new()). */
-	if (old == NO && next == ES && !__atomic_load_n(&ct->tcp_loose, __ATOMIC_RELAXED))
+	if (old == NO && (dir != XLB_DIR_ORIG || !tcp_new(ct, f, s)))
 		return XLB_CTINFO_INVALID;
+	next = tcp_next[dir][old][cls];
 
 	switch (next) {
 	case SS:
 		if (old < TW)
 			break;
-		/* A new connection on the tuple of a closed one. The kernel
-		 * reuses the entry only after a FIN or a RST from this side and
-		 * otherwise ignores the SYN; a load balancer wants a fresh flow
-		 * and a fresh backend choice for every new connection. */
+		/* A new connection on the tuple of a closed one: see the
+		 * deliberate differences at the top. */
 		*reopen = true;
 		return XLB_CTINFO_NEW;
 	case IG:
 		if (cls == SEG_SYNACK && f->last_index == SEG_SYN && f->last_dir != dir &&
-		    seg.ack == f->last_end) {
+		    s->ack == f->last_end) {
 			/* This SYN/ACK answers the SYN we ignored a moment
-			 * ago: the endpoints started over and agree, we
-			 * follow them into a new handshake. */
+			 * ago: the endpoints started over and agree. Follow
+			 * them into the new handshake, with the ignored SYN
+			 * as its first segment. */
+			struct xlb_tcp_window *syn_side = &f->win[f->last_dir];
+
 			old = SS;
 			next = SR;
+			syn_side->td_end = f->last_end;
+			syn_side->td_maxend = f->last_end;
+			syn_side->td_maxwin = f->last_win ? f->last_win : 1;
+			syn_side->td_scale = f->last_wscale;
 			f->last_flags &= ~LAST_CHALLENGE_ACK;
+			syn_side->flags = f->last_flags & (WIN_WINDOW_SCALE | WIN_SACK_PERM);
+			window_reset(&f->win[dir]);
 			break;
 		}
 		/* Remember the segment: its answer may resynchronise us. */
 		f->last_index = cls;
 		f->last_dir = dir;
-		f->last_seq = seg.seq;
-		f->last_end = seg.end;
-		f->last_win = seg.win;
+		f->last_seq = s->seq;
+		f->last_end = s->end;
+		f->last_win = s->win;
 		if (cls == SEG_SYN && dir == XLB_DIR_ORIG) {
+			struct syn_opts so = read_syn_opts(s);
+
+			f->last_flags = so.flags;
+			f->last_wscale = (so.flags & WIN_WINDOW_SCALE) ? so.scale : 0;
 			/* In LAST_ACK, the peer may answer this SYN with an
 			 * RFC 5961 challenge ACK, which must not be taken for
 			 * the last ACK of the old connection. */
-			f->last_flags = old == LA ? LAST_CHALLENGE_ACK : 0;
+			if (old == LA)
+				f->last_flags |= LAST_CHALLENGE_ACK;
 		}
+		/* An ACK answering our client's SYN: maybe a challenge ACK,
+		 * whose RST we will want to recognise. */
 		if (old == SS && cls == SEG_ACK && dir == XLB_DIR_REPLY)
-			f->last_ack = seg.ack;
+			f->last_ack = s->ack;
 		return accepted;   /* no state change, no timeout refresh */
 	case IV:
 		return XLB_CTINFO_INVALID;
@@ -300,17 +732,74 @@ static enum xlb_ctinfo tcp_track(struct xlb_ct *ct, struct xlb_flow *f, enum xlb
 		if (dir == XLB_DIR_REPLY && cls == SEG_ACK && (f->last_flags & LAST_SIMULTANEOUS_OPEN))
 			next = ES;
 		break;
+	case CL:
+		if (cls != SEG_RST)
+			break;
+		/* Closing already: the tuple may be in use by a new
+		 * connection our windows know nothing of. */
+		if (can_early_drop(old)) {
+			check_window = false;
+			break;
+		}
+		/* A RST must carry the sequence its receiver expects (RFC
+		 * 5961): the highest ACK that side sent. Unless we let a SYN
+		 * through, which makes td_maxack stale. */
+		if ((f->win[!dir].flags & WIN_MAXACK_SET) && f->last_index != SEG_SYN) {
+			uint32_t maxack = f->win[!dir].td_maxack;
+
+			/* Sequence 0 before the connection is established:
+			 * the answer to a SYN we let through. */
+			if (s->seq == 0 && !tcp_established(f))
+				break;
+			if (seq_before(s->seq, maxack))
+				return XLB_CTINFO_INVALID;
+			if (!tcp_established(f) || s->seq == maxack)
+				break;
+			/* The end of a train: data, then a RST right after. */
+			if (f->last_index == SEG_ACK && f->last_dir == dir && s->seq == f->last_end)
+				break;
+			/* In window but not exact: the peer will answer with a
+			 * challenge ACK, so keep the state (the RST's short
+			 * timeout applies all the same). */
+			next = old;
+		}
+		status = flow_status(f);
+		if ((((status & XLB_FLOW_SEEN_REPLY) && f->last_index == SEG_SYN) ||
+		     (!(status & XLB_FLOW_ASSURED) && f->last_index == SEG_ACK)) &&
+		    s->ack == f->last_end) {
+			/* The RST answers a SYN or ACK we let through without
+			 * tracking it: our windows do not cover it. */
+			check_window = false;
+			break;
+		}
+		/* The RST answering a challenge ACK to a SYN. */
+		if (old == SS && f->last_index == SEG_ACK && f->last_dir == XLB_DIR_REPLY &&
+		    s->seq == f->last_ack)
+			check_window = false;
+		break;
 	default:
 		break;
 	}
 
+	if (check_window) {
+		switch (tcp_in_window(ct, f, dir, s)) {
+		case WIN_IGNORE:
+			return accepted;
+		case WIN_INVALID:
+			handle_invalid(ct, f, dir, cls, now);
+			return XLB_CTINFO_INVALID;
+		case WIN_ACCEPT:
+			break;
+		}
+	}
+
 	f->last_index = cls;
 	f->last_dir = dir;
-	f->tcp_state = next;
+	__atomic_store_n(&f->tcp_state, next, __ATOMIC_RELAXED);
 	if (old != next && next == FW)
 		f->win[dir].flags |= WIN_CLOSE_INIT;
 
-	timeout = ct_timeout(ct, cls == SEG_RST ? XLB_TO_TCP_CLOSE : tcp_state_timeout[next]);
+	timeout = tcp_timeout(ct, f, next, cls);
 
 	status = flow_status(f);
 	if (!(status & XLB_FLOW_SEEN_REPLY)) {
@@ -336,6 +825,46 @@ static enum xlb_ctinfo tcp_track(struct xlb_ct *ct, struct xlb_flow *f, enum xlb
 	return accepted;
 }
 
+uint64_t xlb_ct_initial_timeout(const struct xlb_ct *ct, uint8_t l4proto)
+{
+	switch (l4proto) {
+	case IPPROTO_TCP:
+		return ct_timeout(ct, XLB_TO_TCP_SYN_SENT);
+	case IPPROTO_UDP:
+		return ct_timeout(ct, XLB_TO_UDP);
+	case IPPROTO_ICMP:
+	case IPPROTO_ICMPV6:
+		return ct_timeout(ct, XLB_TO_ICMP);
+	default:
+		return ct_timeout(ct, XLB_TO_GENERIC);
+	}
+}
+
+bool xlb_ct_may_create(const struct xlb_ct *ct, const struct xlb_pkt *p)
+{
+	struct tcp_seg seg;
+	uint8_t next;
+
+	switch (p->tuple.proto) {
+	case IPPROTO_TCP:
+		/* What the kernel's tcp_error() and tcp_new() accept. */
+		if (!tcp_flags_valid(p->tcp_flags) || !read_seg(p, &seg))
+			return false;
+		next = tcp_next[XLB_DIR_ORIG][NO][seg.cls];
+		if (next == SS)
+			return true;
+		return next == ES && __atomic_load_n(&ct->tcp_loose, __ATOMIC_RELAXED);
+	case IPPROTO_UDP:
+		return true;
+	case IPPROTO_ICMP:
+		return p->icmp_type == 8;     /* echo request */
+	case IPPROTO_ICMPV6:
+		return p->icmp_type == 128;   /* echo request */
+	default:
+		return true;                  /* generic tracking, as the kernel */
+	}
+}
+
 static void udp_track(struct xlb_ct *ct, struct xlb_flow *f, uint64_t now)
 {
 	uint32_t status = flow_status(f);
@@ -355,6 +884,7 @@ enum xlb_ctinfo xlb_ct_track(struct xlb_ct *ct, struct xlb_flow *f, enum xlb_dir
 			     const struct xlb_pkt *p, uint64_t now)
 {
 	enum xlb_ctinfo accepted, ret;
+	struct tcp_seg seg;
 	bool reopen = false, kill = false;
 
 	/* As the kernel's lookup decides it: a packet of the original
@@ -366,10 +896,10 @@ enum xlb_ctinfo xlb_ct_track(struct xlb_ct *ct, struct xlb_flow *f, enum xlb_dir
 
 	switch (f->l4proto) {
 	case IPPROTO_TCP:
-		if (!tcp_flags_valid(p->tcp_flags))
+		if (!tcp_flags_valid(p->tcp_flags) || !read_seg(p, &seg))
 			return XLB_CTINFO_INVALID;
 		flow_lock(f);
-		ret = tcp_track(ct, f, dir, p, now, accepted, &reopen, &kill);
+		ret = tcp_track(ct, f, dir, &seg, now, accepted, &reopen, &kill);
 		flow_unlock(f);
 		if (reopen || kill) {
 			xlb_ct_delete(ct, f);
