@@ -11,7 +11,7 @@
  * quoted IPv4 header, quoted L4) right; they are checked by recomputation
  * too, so a failure says which one is wrong.
  *
- * Frames under test sit in buffers of exactly their length, so a read
+ * Errors under test sit in buffers of exactly their length, so a read
  * past the end is an AddressSanitizer error.
  */
 #include <arpa/inet.h>
