@@ -548,8 +548,13 @@ static void on_event(struct xlb_health *h, struct target *t, uint32_t events)
 			finish_errno(h, t, "connect", err);
 			return;
 		}
-		if (!(events & EPOLLOUT))
+		if (!(events & EPOLLOUT)) {
+			/* A hang-up without an error would stay ready (level-
+			 * triggered) and spin us until the deadline. */
+			if (events & (EPOLLHUP | EPOLLERR))
+				finish(h, t, "connect: closed by peer");
 			return;
+		}
 		if (t->conf->kind == XLB_HEALTH_TCP) {
 			finish(h, t, NULL);
 			return;
