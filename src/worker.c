@@ -8,6 +8,7 @@
 #include <urcu-qsbr.h>
 
 #include "events.h"
+#include "icmp.h"
 #include "log.h"
 #include "nat.h"
 #include "packet.h"
@@ -69,7 +70,8 @@ static inline void nat_rewrite(struct xlb_pkt *p, const struct xlb_flow *f, enum
  * first) or NULL with *reason set. Cold next to the established path. */
 static __attribute__((noinline)) struct xlb_flow *
 create_flow(struct xlb_worker *w, const struct xlb_services *svcs, const struct xlb_pkt *p,
-	    uint64_t now, enum xlb_drop_reason *reason, bool *created)
+	    uint64_t now, enum xlb_drop_reason *reason, bool *created,
+	    const struct xlb_service **svc_out)
 {
 	struct xlb_ct *ct = w->dp->ct;
 	const struct xlb_service *svc;
@@ -79,6 +81,7 @@ create_flow(struct xlb_worker *w, const struct xlb_services *svcs, const struct 
 	uint16_t idx;
 
 	svc = svcs ? xlb_services_find(svcs, &p->tuple) : NULL;
+	*svc_out = svc;
 	if (!svc) {
 		*reason = XLB_DROP_NO_FLOW;
 		return NULL;
@@ -183,33 +186,106 @@ static enum xlb_verdict send_to(struct xlb_worker *w, struct xlb_buf *b, const s
 }
 
 /*
+ * No backend can take a new connection: with no_backend = reject, answer
+ * as a closed port would (a TCP RST, an ICMP port unreachable), from the
+ * VIP, in the received frame itself. Cold.
+ */
+static __attribute__((noinline)) enum xlb_verdict reject(struct xlb_worker *w, struct xlb_buf *b,
+							 const struct xlb_service *svc,
+							 struct xlb_pkt *p)
+{
+	uint32_t cap = b->cap > b->len ? b->cap : b->len;
+	int err;
+
+	w->stats.drop[XLB_DROP_NO_BACKEND]++;
+	if (svc->no_backend != XLB_NOBACKEND_REJECT)
+		return XLB_VERDICT_DROP;
+	if (p->tuple.proto == IPPROTO_TCP)
+		err = xlb_tcp_make_rst(b->data, &b->len, p);
+	else
+		err = xlb_icmp_make_unreach(b->data, &b->len, cap, p);
+	if (err || xlb_pkt_parse(p, b->data, b->len) != XLB_PARSE_OK)
+		return XLB_VERDICT_DROP;
+	w->stats.rejected++;
+	return send_to(w, b, p);
+}
+
+/*
+ * ICMP errors about our connections (RELATED): translated as the kernel's
+ * NAT does and sent on. An unreachable from a backend answering a new
+ * connection counts for passive detection. Cold.
+ */
+static __attribute__((noinline)) enum xlb_verdict icmp(struct xlb_worker *w, struct xlb_buf *b,
+						       struct xlb_pkt *p, uint64_t now)
+{
+	struct xlb_flow *f;
+	enum xlb_dir dir;
+	uint32_t status;
+
+	if (!xlb_icmp_is_error(p))
+		return drop(w, XLB_DROP_UNSUPPORTED);
+	switch (xlb_icmp_related(w->dp->ct, p, now, &f, &dir)) {
+	case XLB_ICMP_RELATED:
+		break;
+	case XLB_ICMP_MALFORMED:
+		w->ct_stats.error++;
+		return drop(w, XLB_DROP_PARSE);
+	default:
+		w->ct_stats.error++;
+		return drop(w, XLB_DROP_INVALID);
+	}
+	status = __atomic_load_n(&f->status, __ATOMIC_RELAXED);
+	if (dir == XLB_DIR_REPLY && !(status & XLB_FLOW_SEEN_REPLY)) {
+		struct xlb_backend_stats *bs = xlb_backend_stats(f->backend_id);
+
+		if (bs)
+			__atomic_fetch_add(&bs->passive_fails, 1, __ATOMIC_RELAXED);
+	}
+	w->stats.related++;
+	return send_to(w, b, p);
+}
+
+/*
  * Services with notrack = 1: no conntrack entry. Packets to the VIP go to
  * the backend Maglev picks for their 5-tuple; the backend's replies are
- * rewritten back to the VIP by the backend index. Returns true when the
- * packet was one of theirs, with *v its verdict.
+ * rewritten back to the VIP by the backend index. notrack_orig() runs
+ * before the flow lookup (a notrack VIP never has flows); notrack_reply()
+ * after a miss, so a backend shared with a tracked service keeps its
+ * tracked flows. Each returns true when the packet was one of theirs.
  */
-static __attribute__((noinline)) bool notrack(struct xlb_worker *w, const struct xlb_services *svcs,
-					      struct xlb_buf *b, struct xlb_pkt *p,
-					      enum xlb_verdict *v)
+static __attribute__((noinline)) bool notrack_orig(struct xlb_worker *w,
+						   const struct xlb_services *svcs,
+						   struct xlb_buf *b, struct xlb_pkt *p,
+						   enum xlb_verdict *v)
 {
 	const struct xlb_service *svc = xlb_services_find(svcs, &p->tuple);
 	uint32_t idx;
 
-	if (svc) {
-		if (!svc->notrack)
-			return false;
-		idx = xlb_maglev_lookup(svc->maglev, xlb_flow_hash5(&p->tuple));
-		if (idx == XLB_MAGLEV_NONE) {
-			*v = drop(w, XLB_DROP_NO_BACKEND);
-			return true;
-		}
-		xlb_nat_set_dst(p, &svc->backends[idx].ep.addr, svc->backends[idx].ep.port);
-	} else {
-		svc = xlb_services_find_notrack_backend(svcs, &p->tuple, &idx);
-		if (!svc)
-			return false;
-		xlb_nat_set_src(p, &svc->vip.addr, svc->vip.port);
+	if (!svc || !svc->notrack)
+		return false;
+	idx = xlb_maglev_lookup(svc->maglev, xlb_flow_hash5(&p->tuple));
+	if (idx == XLB_MAGLEV_NONE) {
+		*v = reject(w, b, svc, p);
+		return true;
 	}
+	xlb_nat_set_dst(p, &svc->backends[idx].ep.addr, svc->backends[idx].ep.port);
+	w->stats.untracked++;
+	*v = send_to(w, b, p);
+	return true;
+}
+
+static __attribute__((noinline)) bool notrack_reply(struct xlb_worker *w,
+						    const struct xlb_services *svcs,
+						    struct xlb_buf *b, struct xlb_pkt *p,
+						    enum xlb_verdict *v)
+{
+	const struct xlb_service *svc;
+	uint32_t idx;
+
+	svc = xlb_services_find_notrack_backend(svcs, &p->tuple, &idx);
+	if (!svc)
+		return false;
+	xlb_nat_set_src(p, &svc->vip.addr, svc->vip.port);
 	w->stats.untracked++;
 	*v = send_to(w, b, p);
 	return true;
@@ -231,15 +307,16 @@ static enum xlb_verdict handle_one(struct xlb_worker *w, struct xlb_buf *b,
 	if (unlikely(pr != XLB_PARSE_OK))
 		return drop(w, pr == XLB_PARSE_FRAGMENT || pr == XLB_PARSE_UNSUPPORTED ?
 				       XLB_DROP_UNSUPPORTED : XLB_DROP_PARSE);
-	/* ICMP errors (RELATED) are the conntrack issue's; until then they are
-	 * counted, not forwarded half-translated. */
-	if (unlikely(p.tuple.proto != IPPROTO_TCP && p.tuple.proto != IPPROTO_UDP))
+	if (unlikely(p.tuple.proto != IPPROTO_TCP && p.tuple.proto != IPPROTO_UDP)) {
+		if (p.tuple.proto == IPPROTO_ICMP || p.tuple.proto == IPPROTO_ICMPV6)
+			return icmp(w, b, &p, now);
 		return drop(w, XLB_DROP_UNSUPPORTED);
+	}
 
 	if (unlikely(svcs && svcs->n_notrack)) {
 		enum xlb_verdict v;
 
-		if (notrack(w, svcs, b, &p, &v))
+		if (notrack_orig(w, svcs, b, &p, &v))
 			return v;
 	}
 
@@ -269,11 +346,22 @@ static enum xlb_verdict handle_one(struct xlb_worker *w, struct xlb_buf *b,
 			f = NULL;
 	}
 	if (!f) {
+		const struct xlb_service *svc;
 		bool created = false;
 
-		f = create_flow(w, svcs, &p, now, &reason, &created);
-		if (!f)
+		if (unlikely(svcs && svcs->n_notrack)) {
+			enum xlb_verdict v;
+
+			if (notrack_reply(w, svcs, b, &p, &v))
+				return v;
+		}
+
+		f = create_flow(w, svcs, &p, now, &reason, &created, &svc);
+		if (!f) {
+			if (reason == XLB_DROP_NO_BACKEND)
+				return reject(w, b, svc, &p);
 			return drop(w, reason);
+		}
 		dir = XLB_DIR_ORIG;
 		ctinfo = xlb_ct_track(ct, f, dir, &p, now);
 		if (unlikely(ctinfo == XLB_CTINFO_INVALID)) {
@@ -493,6 +581,7 @@ static void *worker_main(void *arg)
 			bufs[i].addr = d->addr;
 			bufs[i].len = d->len;
 			bufs[i].data = xlb_xsk_frame(s, d->addr);
+			bufs[i].cap = XLB_XSK_FRAME_SIZE - (uint32_t)(d->addr & (XLB_XSK_FRAME_SIZE - 1));
 			w->stats.rx_bytes += d->len;
 		}
 		xsk_ring_cons__release(&s->rx, n);

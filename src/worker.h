@@ -46,6 +46,7 @@ struct xlb_worker_stats {
 	uint64_t held;           /* waited for a neighbour */
 	uint64_t untracked;      /* notrack services: forwarded without conntrack */
 	uint64_t rejected;       /* no backend: answered with RST / port unreachable */
+	uint64_t related;        /* ICMP errors about our flows, translated and sent on */
 	uint64_t drop[XLB_DROP_MAX];
 };
 
@@ -64,6 +65,7 @@ enum xlb_verdict { XLB_VERDICT_TX, XLB_VERDICT_DROP, XLB_VERDICT_HOLD };
 struct xlb_buf {
 	uint8_t *data;
 	uint32_t len;
+	uint32_t cap;            /* bytes writable at data (a reject may grow the frame) */
 	uint64_t addr;           /* UMEM address; opaque to the packet function */
 	uint8_t verdict;
 	uint8_t family;

@@ -63,7 +63,25 @@ static const char *config_text =
 	"protocol = tcp\n"
 	"backends = 198.18.2.2:8080 weight=0\n"
 	"drain_fallback = 0\n"
-	"no_backend = drop\n";
+	"no_backend = drop\n"
+	"[service closed]\n"
+	"vip = 198.18.0.102\n"
+	"port = 80\n"
+	"protocol = tcp\n"
+	"backends = 198.18.2.2:8080 weight=0\n"
+	"drain_fallback = 0\n"
+	"[service closed-udp]\n"
+	"vip = 198.18.0.102\n"
+	"port = 53\n"
+	"protocol = udp\n"
+	"backends = 198.18.2.3:5353 weight=0\n"
+	"drain_fallback = 0\n"
+	"[service stateless]\n"
+	"vip = 198.18.0.103\n"
+	"port = 53\n"
+	"protocol = udp\n"
+	"backends = 198.18.2.3:5354\n"
+	"notrack = 1\n";
 
 static int sh(const char *cmd)
 {
@@ -138,6 +156,11 @@ struct frame {
 };
 
 static void put16(uint8_t *p, uint16_t v) { p[0] = v >> 8; p[1] = v & 0xff; }
+static void put32(uint8_t *p, uint32_t v) { put16(p, v >> 16); put16(p + 2, v & 0xffff); }
+
+/* Sequence and acknowledgement numbers of the next TCP segment built: the
+ * tracker checks them (window tracking), so handshakes must be real. */
+static uint32_t tcp_seq = 1000, tcp_ack;
 
 static void build(struct frame *f, int family, const char *src, uint16_t sport, const char *dst,
 		  uint16_t dport, uint8_t proto, uint8_t tcp_flags, const char *payload)
@@ -172,7 +195,8 @@ static void build(struct frame *f, int family, const char *src, uint16_t sport, 
 	put16(l4, sport);
 	put16(l4 + 2, dport);
 	if (proto == IPPROTO_TCP) {
-		put16(l4 + 4, 0x1000);       /* seq */
+		put32(l4 + 4, tcp_seq);
+		put32(l4 + 8, tcp_ack);
 		l4[12] = 5 << 4;
 		l4[13] = tcp_flags;
 		put16(l4 + 14, 65535);
@@ -246,6 +270,8 @@ static void test_tcp_handshake_v4(void)
 	char backend[XLB_ADDRSTRLEN];
 	const uint8_t *bmac;
 
+	tcp_seq = 1000;
+	tcp_ack = 0;
 	build(&f, AF_INET, "198.18.0.10", 40000, "198.18.0.100", 80, IPPROTO_TCP, XLB_TCP_SYN, "");
 	CU_ASSERT_EQUAL_FATAL(run(&f, &p), XLB_VERDICT_TX);
 	CU_ASSERT(addr_is(&p.tuple.dst, "198.18.2.2") || addr_is(&p.tuple.dst, "198.18.2.3"));
@@ -259,6 +285,8 @@ static void test_tcp_handshake_v4(void)
 	xlb_addr_ntop(&p.tuple.dst, AF_INET, backend, sizeof(backend));
 
 	/* The backend's SYN-ACK leaves from the VIP, to the client's MAC. */
+	tcp_seq = 5000;
+	tcp_ack = 1001;
 	build(&f, AF_INET, backend, 8080, "198.18.0.10", 40000, IPPROTO_TCP,
 	      XLB_TCP_SYN | XLB_TCP_ACK, "");
 	CU_ASSERT_EQUAL_FATAL(run(&f, &p), XLB_VERDICT_TX);
@@ -269,9 +297,12 @@ static void test_tcp_handshake_v4(void)
 	assert_checksums_ok(&p);
 
 	/* The rest of the connection sticks to the same backend. */
+	tcp_seq = 1001;
+	tcp_ack = 5001;
 	for (int i = 0; i < 5; i++) {
 		build(&f, AF_INET, "198.18.0.10", 40000, "198.18.0.100", 80, IPPROTO_TCP,
 		      XLB_TCP_ACK, "GET / HTTP/1.0\r\n\r\n");
+		tcp_seq += 18;
 		CU_ASSERT_EQUAL_FATAL(run(&f, &p), XLB_VERDICT_TX);
 		CU_ASSERT(addr_is(&p.tuple.dst, backend));
 		assert_checksums_ok(&p);
@@ -284,6 +315,8 @@ static void test_spread_over_backends(void)
 	struct frame f;
 	struct xlb_pkt p;
 
+	tcp_seq = 1000;
+	tcp_ack = 0;
 	for (int i = 0; i < 200; i++) {
 		build(&f, AF_INET, "198.18.0.10", (uint16_t)(41000 + i), "198.18.0.100", 80,
 		      IPPROTO_TCP, XLB_TCP_SYN, "");
@@ -317,12 +350,16 @@ static void test_tcp_v6(void)
 	struct frame f;
 	struct xlb_pkt p;
 
+	tcp_seq = 1000;
+	tcp_ack = 0;
 	build(&f, AF_INET6, "2001:2::10", 40000, "2001:2::100", 80, IPPROTO_TCP, XLB_TCP_SYN, "");
 	CU_ASSERT_EQUAL_FATAL(run(&f, &p), XLB_VERDICT_TX);
 	CU_ASSERT(addr_is(&p.tuple.dst, "2001:2:0:2::2"));
 	CU_ASSERT_EQUAL(memcmp(f.b, b1_mac, 6), 0);
 	assert_checksums_ok(&p);
 
+	tcp_seq = 5000;
+	tcp_ack = 1001;
 	build(&f, AF_INET6, "2001:2:0:2::2", 8080, "2001:2::10", 40000, IPPROTO_TCP,
 	      XLB_TCP_SYN | XLB_TCP_ACK, "");
 	CU_ASSERT_EQUAL_FATAL(run(&f, &p), XLB_VERDICT_TX);
@@ -371,6 +408,112 @@ static void test_unresolved_neighbour_holds(void)
 	CU_ASSERT(addr_is(&b.nh, "198.18.0.77"));
 }
 
+static void test_reject(void)
+{
+	struct frame f;
+	struct xlb_pkt p;
+	struct xlb_buf b;
+
+	/* TCP to a service with no backend: a RST from the VIP. */
+	tcp_seq = 7000;
+	tcp_ack = 0;
+	build(&f, AF_INET, "198.18.0.10", 40100, "198.18.0.102", 80, IPPROTO_TCP, XLB_TCP_SYN, "");
+	CU_ASSERT_EQUAL_FATAL(run(&f, &p), XLB_VERDICT_TX);
+	CU_ASSERT(addr_is(&p.tuple.src, "198.18.0.102"));
+	CU_ASSERT(addr_is(&p.tuple.dst, "198.18.0.10"));
+	CU_ASSERT_EQUAL(ntohs(p.tuple.sport), 80);
+	CU_ASSERT_EQUAL(ntohs(p.tuple.dport), 40100);
+	CU_ASSERT(p.tcp_flags & XLB_TCP_RST);
+	CU_ASSERT_EQUAL(memcmp(f.b, client_mac, 6), 0);
+	assert_checksums_ok(&p);
+
+	/* UDP: an ICMP port unreachable from the VIP, quoting the datagram;
+	 * the frame grows, within its capacity. */
+	build(&f, AF_INET, "198.18.0.10", 5001, "198.18.0.102", 53, IPPROTO_UDP, 0, "q");
+	b = (struct xlb_buf){ .data = f.b, .len = f.len, .cap = sizeof(f.b) };
+	rcu_quiescent_state();
+	xlb_worker_handle_burst(w, &b, 1, xlb_now_ns());
+	CU_ASSERT_EQUAL_FATAL(b.verdict, XLB_VERDICT_TX);
+	CU_ASSERT_EQUAL_FATAL(xlb_pkt_parse(&p, f.b, b.len), XLB_PARSE_OK);
+	CU_ASSERT_EQUAL(p.tuple.proto, IPPROTO_ICMP);
+	CU_ASSERT_EQUAL(p.icmp_type, 3);
+	CU_ASSERT_EQUAL(p.icmp_code, 3);
+	CU_ASSERT(addr_is(&p.tuple.src, "198.18.0.102"));
+	CU_ASSERT(addr_is(&p.tuple.dst, "198.18.0.10"));
+	CU_ASSERT(w->stats.rejected >= 2);
+}
+
+static void test_notrack(void)
+{
+	uint32_t count = xlb_ct_count(dp.ct);
+	uint64_t before = w->stats.untracked;
+	struct frame f;
+	struct xlb_pkt p;
+
+	build(&f, AF_INET, "198.18.0.10", 5002, "198.18.0.103", 53, IPPROTO_UDP, 0, "q");
+	CU_ASSERT_EQUAL_FATAL(run(&f, &p), XLB_VERDICT_TX);
+	CU_ASSERT(addr_is(&p.tuple.dst, "198.18.2.3"));
+	CU_ASSERT_EQUAL(ntohs(p.tuple.dport), 5354);
+	assert_checksums_ok(&p);
+	build(&f, AF_INET, "198.18.2.3", 5354, "198.18.0.10", 5002, IPPROTO_UDP, 0, "a");
+	CU_ASSERT_EQUAL_FATAL(run(&f, &p), XLB_VERDICT_TX);
+	CU_ASSERT(addr_is(&p.tuple.src, "198.18.0.103"));
+	CU_ASSERT_EQUAL(ntohs(p.tuple.sport), 53);
+	assert_checksums_ok(&p);
+	/* Neither packet touched the table. */
+	CU_ASSERT_EQUAL(xlb_ct_count(dp.ct), count);
+	CU_ASSERT_EQUAL(w->stats.untracked, before + 2);
+}
+
+/* A router on the client side says a reply (VIP -> client) was too big:
+ * the error is translated towards the backend, which sent that reply. */
+static void test_related_icmp(void)
+{
+	struct frame f, err;
+	struct xlb_pkt p;
+	uint8_t *ip, *icmp;
+	uint32_t quote_len;
+	uint16_t c;
+
+	build(&f, AF_INET, "198.18.0.10", 5003, "198.18.0.100", 53, IPPROTO_UDP, 0, "q");
+	CU_ASSERT_EQUAL_FATAL(run(&f, &p), XLB_VERDICT_TX);
+	/* The reply as it left xlb: VIP:53 -> client:5003. */
+	build(&f, AF_INET, "198.18.0.100", 53, "198.18.0.10", 5003, IPPROTO_UDP, 0, "answer");
+	quote_len = f.len - 14;
+	memset(&err, 0, sizeof(err));
+	memcpy(err.b, wire_mac, 6);
+	memcpy(err.b + 6, client_mac, 6);
+	put16(err.b + 12, 0x0800);
+	ip = err.b + 14;
+	ip[0] = 0x45;
+	put16(ip + 2, (uint16_t)(20 + 8 + quote_len));
+	ip[8] = 64;
+	ip[9] = IPPROTO_ICMP;
+	inet_pton(AF_INET, "198.18.1.1", ip + 12);        /* the router */
+	inet_pton(AF_INET, "198.18.0.100", ip + 16);      /* to the VIP */
+	c = xlb_csum_ipv4_header(ip, 20);
+	memcpy(ip + 10, &c, 2);
+	icmp = ip + 20;
+	icmp[0] = 3;             /* unreachable */
+	icmp[1] = 4;             /* fragmentation needed */
+	put16(icmp + 6, 1280);
+	memcpy(icmp + 8, f.b + 14, quote_len);
+	err.len = 14 + 20 + 8 + quote_len;
+	{
+		uint32_t sum = 0;
+
+		for (uint32_t i = 0; i < 8 + quote_len; i += 2)
+			sum += (uint32_t)(icmp[i] << 8 | (i + 1 < 8 + quote_len ? icmp[i + 1] : 0));
+		while (sum >> 16)
+			sum = (sum & 0xffff) + (sum >> 16);
+		put16(icmp + 2, (uint16_t)~sum);
+	}
+	CU_ASSERT_EQUAL_FATAL(run(&err, &p), XLB_VERDICT_TX);
+	CU_ASSERT(addr_is(&p.tuple.dst, "198.18.2.2"));
+	CU_ASSERT_EQUAL(memcmp(err.b, b1_mac, 6), 0);
+	CU_ASSERT(w->stats.related >= 1);
+}
+
 int main(void)
 {
 	CU_pSuite s;
@@ -389,7 +532,10 @@ int main(void)
 	    !CU_add_test(s, "UDP request and reply", test_udp_v4) ||
 	    !CU_add_test(s, "TCP through an IPv6 VIP", test_tcp_v6) ||
 	    !CU_add_test(s, "drops are counted by reason", test_drops) ||
-	    !CU_add_test(s, "an unresolved neighbour holds the frame", test_unresolved_neighbour_holds)) {
+	    !CU_add_test(s, "an unresolved neighbour holds the frame", test_unresolved_neighbour_holds) ||
+	    !CU_add_test(s, "no backend: RST and port unreachable", test_reject) ||
+	    !CU_add_test(s, "notrack: stateless both ways", test_notrack) ||
+	    !CU_add_test(s, "RELATED ICMP error translated", test_related_icmp)) {
 		CU_cleanup_registry();
 		return 1;
 	}
