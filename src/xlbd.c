@@ -28,6 +28,7 @@
 #include "control.h"
 #include "events.h"
 #include "flow.h"
+#include "health.h"
 #include "log.h"
 #include "purge.h"
 #include "metrics.h"
@@ -53,6 +54,7 @@ struct xlbd {
 	bool verbose;
 	struct xlb_control *control;
 	struct xlb_purge *purge;
+	struct xlb_health *health;
 	struct xlb_metrics *metrics;
 	/* Serialises reloads and backend changes (SIGHUP, xlbctl). */
 	pthread_mutex_t lock;
@@ -280,6 +282,54 @@ static void set_health(struct xlbd *d, uint16_t slot, bool up, const char *why)
 	publish(d, next);
 }
 
+/* The registry slot of a service's backend in the running snapshot. */
+static uint16_t slot_of(const struct xlbd *d, const char *service, const struct xlb_endpoint *ep)
+{
+	const struct xlb_services *s = d->dp.services;
+
+	for (uint32_t i = 0; s && i < s->n; i++) {
+		if (strcmp(s->svc[i].name, service))
+			continue;
+		for (uint32_t j = 0; j < s->svc[i].n_backends; j++) {
+			const struct xlb_backend *b = &s->svc[i].backends[j];
+
+			if (b->ep.port == ep->port && xlb_addr_eq(&b->ep.addr, &ep->addr))
+				return b->slot;
+		}
+	}
+	return XLB_BACKEND_NO_SLOT;
+}
+
+/* The checker saw a transition (inside xlb_health_process, lock held). */
+static void on_health_change(void *arg, const char *service, const struct xlb_endpoint *ep,
+			     bool up)
+{
+	struct xlbd *d = arg;
+	struct xlb_health_status st;
+	char why[96] = "health check passed";
+
+	if (!up && !xlb_health_get(d->health, service, ep, &st))
+		snprintf(why, sizeof(why), "health check: %s", st.last_error);
+	set_health(d, slot_of(d, service, ep), up, why);
+}
+
+/* After (re)configuring the checker: the registry takes its verdicts, so
+ * the snapshot built next has them. */
+static void sync_health(struct xlbd *d, const struct xlb_config *cfg)
+{
+	for (uint32_t i = 0; i < cfg->n_services; i++) {
+		const struct xlb_service_conf *c = &cfg->services[i];
+
+		for (uint32_t j = 0; j < c->n_backends; j++) {
+			uint16_t slot = xlb_backend_slot_get(c->name, c->proto, &c->backends[j].ep);
+			struct xlb_backend_stats *bs = xlb_backend_stats(slot);
+
+			if (bs && c->health != XLB_HEALTH_NONE)
+				bs->health_up = xlb_health_is_up(d->health, c->name, &c->backends[j].ep);
+		}
+	}
+}
+
 /* Passive detection: backends that answered health_passive new connections
  * in a row with RST are marked down. Without active checks nothing would
  * bring them back, so they return after ten check intervals. */
@@ -307,7 +357,10 @@ static void check_passive(struct xlbd *d)
 			if (!svc->health_passive || !bs->health_up ||
 			    __atomic_load_n(&bs->passive_fails, __ATOMIC_RELAXED) < svc->health_passive)
 				continue;
-			if (c && c->health == XLB_HEALTH_NONE)
+			/* Active checks bring it back after health_rise passes;
+			 * without them, a hold-down of ten intervals. */
+			if (xlb_health_set_down(d->health, svc->name, &b->ep,
+						"answered new connections with RST") && c)
 				bs->revive_at = now + 10ull * c->health_interval_ms * 1000000ull;
 			set_health(d, b->slot, false, "answered new connections with RST");
 			s = d->dp.services;
@@ -361,6 +414,13 @@ static int reload_locked(struct xlbd *d, char *err, size_t errlen)
 		xlb_config_free(cfg);
 		return -EINVAL;
 	}
+	ret = xlb_health_configure(d->health, cfg);
+	if (ret) {
+		snprintf(err, errlen, "%s: health checks: %s", d->config_path, strerror(-ret));
+		xlb_config_free(cfg);
+		return ret;
+	}
+	sync_health(d, cfg);
 	svcs = xlb_services_build(cfg);
 	if (!svcs) {
 		ret = -errno;
@@ -482,6 +542,9 @@ static int setup_loop(struct xlbd *d)
 	ev.data.fd = xlb_control_fd(d->control);
 	if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev))
 		return -errno;
+	ev.data.fd = xlb_health_fd(d->health);
+	if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev))
+		return -errno;
 	return 0;
 }
 
@@ -551,6 +614,10 @@ static int run(struct xlbd *d)
 				tick(d, &ticks);
 			} else if (d->control && fd == xlb_control_fd(d->control)) {
 				xlb_control_accept(d->control);
+			} else if (fd == xlb_health_fd(d->health)) {
+				pthread_mutex_lock(&d->lock);
+				xlb_health_process(d->health);
+				pthread_mutex_unlock(&d->lock);
 			} else {
 				int err;
 
@@ -710,6 +777,7 @@ static void stop(struct xlbd *d)
 	if (d->dp.route)
 		xlb_route_destroy(d->dp.route);
 	xlb_purge_destroy(d->purge);
+	xlb_health_destroy(d->health);
 	if (d->sigfd >= 0)
 		close(d->sigfd);
 	if (d->timerfd >= 0)
@@ -793,8 +861,18 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 
 	rcu_register_thread();
+	d.health = xlb_health_create(on_health_change, &d);
+	if (!d.health || xlb_health_configure(d.health, d.cfg)) {
+		xlb_err("cannot set up health checks: %s", strerror(errno));
+		xlb_health_destroy(d.health);
+		xlb_config_free(d.cfg);
+		rcu_unregister_thread();
+		return 1;
+	}
+	sync_health(&d, d.cfg);
 	svcs = xlb_services_build(d.cfg);
 	if (!svcs) {
+		xlb_health_destroy(d.health);
 		xlb_config_free(d.cfg);
 		rcu_unregister_thread();
 		return 1;
