@@ -463,6 +463,24 @@ static void reload(struct xlbd *d)
 	pthread_mutex_unlock(&d->lock);
 }
 
+/* The kernel's "nf_conntrack: table full, dropping packet", from the
+ * workers' drop counters (they never log), at most once per interval. */
+static void check_table_full(struct xlbd *d)
+{
+	static struct xlb_ratelimit rl = { .interval_ns = 5000000000ull, .burst = 1 };
+	static uint64_t last;
+	uint64_t drops = 0;
+
+	for (uint32_t i = 0; i < d->n_workers; i++)
+		drops += __atomic_load_n(&d->workers[i].ct_stats.drop, __ATOMIC_RELAXED);
+	if (drops != last && xlb_ratelimit_ok(&rl, xlb_now_ns())) {
+		xlb_warn("conntrack: table full, dropping packet (%llu new connections dropped, "
+			 "%u/%u entries)", (unsigned long long)(drops - last), xlb_ct_count(d->dp.ct),
+			 xlb_ct_max(d->dp.ct));
+		last = drops;
+	}
+}
+
 /* New connections per second per backend, for xlbctl service. */
 static void update_rates(void)
 {
@@ -565,6 +583,7 @@ static void tick(struct xlbd *d, uint64_t *ticks)
 	++*ticks;
 	if (*ticks % (1000 / TICK_MS) == 0) {
 		update_rates();
+		check_table_full(d);
 		pthread_mutex_lock(&d->lock);
 		check_drains(d);
 		pthread_mutex_unlock(&d->lock);
