@@ -184,3 +184,34 @@ xdp_mode_of_xlb0() {
 # the lab's control socket (xlb.ini's control_socket).
 XLBCTL=$XLB_BUILD_DIR/tools/xlbctl
 lab_xlbctl() { ip netns exec "$(lab ns lb)" "$XLBCTL" --socket "$LAB_RUN/xlb.sock" "$@"; }
+
+# lab_backend_kill B: stop backend B's server (tools/lab-backend.py) alone;
+# B's namespace stays, nothing listens in it any more. `lab start-backends`
+# starts it again (it leaves running ones alone).
+lab_backend_kill() {
+	local file=$LAB_RUN/backend-$1.pid pid i
+	read -r pid <"$file" 2>/dev/null || return 0
+	[[ $pid =~ ^[0-9]+$ ]] || return 0
+	# A pid file left behind must never make us signal someone else.
+	tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$file" || return 0
+	kill -TERM "$pid" 2>/dev/null || return 0
+	for ((i = 0; i < 50; i++)); do
+		[[ -d /proc/$pid ]] || return 0
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+}
+
+# lab_backend_cable B down|up: unplug or plug back backend B's cable (the
+# far end of its link: the switch's port, or the router's for b3). Unplugged,
+# B vanishes without a word (no RST, no ICMP) as a crashed host does, yet
+# keeps its addresses, routes and sockets for when it comes back.
+lab_backend_cable() {
+	local side=sw
+	if [[ $1 == b3 ]]; then
+		side=rt
+		# The router's end has addresses: its IPv6 ones must survive.
+		ip netns exec "$(lab ns rt)" sysctl -qw net.ipv6.conf.b3.keep_addr_on_down=1
+	fi
+	ip -n "$(lab ns "$side")" link set dev "$1" "$2"
+}
