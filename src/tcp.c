@@ -35,6 +35,9 @@
  *    proxy, no checksum verification (the parser's contract), and no
  *    tcp_ignore_invalid_rst switch (it is off, the kernel's default).
  *  - The retransmission counter saturates instead of wrapping at 256.
+ *  - On a resync, the restarted side gets only the ignored SYN's window
+ *    scale and SACK flags; the kernel copies its whole last_flags byte,
+ *    whose other bits are bookkeeping, not that side's options.
  */
 #include <arpa/inet.h>
 #include <string.h>
