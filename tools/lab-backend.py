@@ -14,6 +14,11 @@ GET /slow?seconds=S&chunk=N (S at most 120, default 5; N at most 65536, default
 seconds, with a Content-Length that covers all of it, so the client can tell a
 transfer that ran to its end from one that was cut.
 
+GET /bytes/N (N at most 64 MiB) answers N bytes of a fixed pseudo-random
+pattern (bytes_pattern(N): random.Random(BYTES_SEED), 1 MiB repeated) with
+an X-Backend: NAME header, so a client can check every byte of a large
+transfer by length and hash.
+
 UDP (both families): each datagram is answered with b"NAME:" + payload,
 from the address and port it was sent to.
 
@@ -23,6 +28,7 @@ Runs until SIGTERM or SIGINT, then removes its pid file and exits 0.
 import argparse
 import http.server
 import os
+import random
 import signal
 import socket
 import socketserver
@@ -30,6 +36,16 @@ import sys
 import threading
 import time
 import urllib.parse
+
+
+BYTES_SEED = 4242
+BYTES_MAX = 64 << 20
+_PATTERN = random.Random(BYTES_SEED).randbytes(1 << 20)
+
+
+def bytes_pattern(n):
+    """The first n bytes GET /bytes/n answers."""
+    return (_PATTERN * (n // len(_PATTERN) + 1))[:n]
 
 
 def plain_addr(addr):
@@ -45,6 +61,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
     sys_version = ""
 
     def do_GET(self):
+        if self.path.startswith("/bytes/"):
+            self.send_pattern(self.path[len("/bytes/"):])
+            return
         body = "backend=%s\nclient=%s port=%d\n" % (
             self.server.backend_name, plain_addr(self.client_address[0]),
             self.client_address[1])
@@ -81,6 +100,23 @@ class Handler(http.server.BaseHTTPRequestHandler):
         except OSError:
             # The client or the load balancer ended the connection: what
             # the lab tests about draining and dead backends.
+            self.close_connection = True
+
+    def send_pattern(self, arg):
+        if not arg.isdigit() or int(arg) > BYTES_MAX:
+            self.send_error(400, "want /bytes/N, N at most %d" % BYTES_MAX)
+            return
+        n = int(arg)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(n))
+        self.send_header("X-Backend", self.server.backend_name)
+        self.end_headers()
+        step = len(_PATTERN)
+        try:
+            for off in range(0, n, step):
+                self.wfile.write(_PATTERN[:min(step, n - off)])
+        except OSError:
             self.close_connection = True
 
     def do_HEAD(self):
