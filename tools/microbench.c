@@ -131,7 +131,7 @@ struct size_result {
 	/* callgrind, filled in by the parent */
 	bool cg_ok;
 	double est_ir, new_ir;
-	char cg_file[256];
+	char cg_file[512];
 };
 
 /* ---- frames ------------------------------------------------------------- */
@@ -531,6 +531,27 @@ static double clock_pair_ns(void)
 	return stat3_of(v, 9).median;
 }
 
+/*
+ * Let the table's background resize finish before measuring: cds_lfht
+ * grows in a worker thread that waits for our grace periods, and a resize
+ * running under the measured loop would be timed with it. It allocates
+ * and fills new bucket levels, so the RSS stops moving when it is done.
+ */
+static void settle(void)
+{
+	uint64_t prev = 0, cur;
+
+	rcu_thread_offline();
+	for (int i = 0; i < 600; i++) {
+		usleep(100 * 1000);
+		cur = rss_bytes();
+		if (cur == prev)
+			break;
+		prev = cur;
+	}
+	rcu_thread_online();
+}
+
 static uint32_t pow2_at_least(uint32_t n)
 {
 	uint32_t p = 1;
@@ -569,10 +590,7 @@ static int run_size(const struct opts *o, uint32_t flows, struct size_result *re
 	t0 = now_ns();
 	fill(&b, flows, &res->not_tx);
 	res->fill_s = (double)(now_ns() - t0) / 1e9;
-	/* Let a pending table resize finish: it waits for our grace periods. */
-	rcu_thread_offline();
-	usleep(200 * 1000);
-	rcu_thread_online();
+	settle();
 	res->rss_after = rss_bytes();
 	if (xlb_ct_count(b.dp.ct) != flows)
 		snprintf(res->error, sizeof(res->error), "table holds %u flows after the fill, not %u",
@@ -669,9 +687,7 @@ static int run_size_callgrind(const struct opts *o, uint32_t flows)
 		return 1;
 	}
 	fill(&b, flows, &not_tx);
-	rcu_thread_offline();
-	usleep(200 * 1000);
-	rcu_thread_online();
+	settle();
 	/* Warm the same way the timed runs are warm. */
 	for (uint32_t i = 0; i < bursts; i++) {
 		prep_established(&b, flows);
@@ -772,7 +788,7 @@ static int callgrind_size(const struct opts *o, const char *dir, uint32_t flows,
 			  struct size_result *res)
 {
 	char self[512], out[400], toggle[] = "--toggle-collect=xlb_worker_handle_burst";
-	char nbuf[16], pbuf[16], bbuf[16], sbuf[24], prefix[64], name[16];
+	char nbuf[16], pbuf[16], bbuf[16], sbuf[24], prefix[64], name[16], new_file[512];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	int status;
 	pid_t pid;
@@ -795,7 +811,8 @@ static int callgrind_size(const struct opts *o, const char *dir, uint32_t flows,
 		execlp("valgrind", "valgrind", "--tool=callgrind", "--quiet",
 		       "--instr-atstart=no", "--collect-atstart=no", toggle, out,
 		       self, "--child-callgrind", nbuf, "--callgrind-packets", pbuf,
-		       "--buckets", bbuf, "--seed", sbuf, (char *)NULL);
+		       "--seed", sbuf, o->buckets ? "--buckets" : (char *)NULL, bbuf,
+		       (char *)NULL);
 		perror("microbench: valgrind");
 		_exit(127);
 	}
@@ -806,7 +823,7 @@ static int callgrind_size(const struct opts *o, const char *dir, uint32_t flows,
 	}
 	res->cg_ok = cg_parse(dir, prefix, "xlb-established", &res->est_ir, res->cg_file,
 			      sizeof(res->cg_file)) &&
-		     cg_parse(dir, prefix, "xlb-new", &res->new_ir, out, sizeof(out));
+		     cg_parse(dir, prefix, "xlb-new", &res->new_ir, new_file, sizeof(new_file));
 	return res->cg_ok ? 0 : -1;
 }
 
@@ -932,6 +949,20 @@ static int write_json(const struct opts *o, const struct size_result *res, int n
 	}
 	fprintf(f, "  ]\n}\n");
 	return fclose(f) ? -1 : 0;
+}
+
+static void print_loadavg(void)
+{
+	char line[128] = "";
+	FILE *f = fopen("/proc/loadavg", "r");
+
+	if (f) {
+		if (!fgets(line, sizeof(line), f))
+			line[0] = 0;
+		fclose(f);
+	}
+	printf("load average at the end (%ld CPUs): %s", sysconf(_SC_NPROCESSORS_ONLN),
+	       line[0] ? line : "unknown\n");
 }
 
 /* ---- main ---------------------------------------------------------------------- */
@@ -1148,6 +1179,8 @@ int main(int argc, char **argv)
 			failed = 1;
 	}
 	print_table(&o, res, o.n_sizes);
+	/* Timings from a busy machine are worth little: show how busy it was. */
+	print_loadavg();
 	if (o.json && o.json[0] && write_json(&o, res, o.n_sizes))
 		failed = 1;
 	else if (o.json && o.json[0])
