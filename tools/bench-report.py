@@ -10,8 +10,13 @@ Definitions (docs/PERFORMANCE.md, "Lab harness"):
   conn/s       SYN-ACKs back at the client per second, all-SYN load
   +p50, +p99   latency at the fixed rate minus the direct path's
   node ns/pkt  the node's CPU per packet crossing it, at the fixed rate:
-               (machine busy time per round trip - the same for the direct
-               path) / 2, the background load of other programs subtracted
+               (lab CPU per round trip - the same for the direct path) / 2,
+               where lab CPU = the generator's thread + the balancer's
+               threads + the ksoftirqd threads (scheduler clock), which is
+               where all softirq work of the lab runs: other programs on the
+               machine do not count
+  lab ns/rt@max  lab CPU per delivered round trip at maximum load (the
+               generator's own work included; no idle wake-ups left in it)
   proc ns/pkt  the balancer process's own threads (xlbd, xlb-bench-fwd) per
                packet crossing the node, at the fixed rate
 """
@@ -26,6 +31,12 @@ def rate(t, key="got_data"):
 
 def trials(cell, kind):
     return [t for t in cell["trials"] if t["kind"] == kind]
+
+
+def lab_ns(t):
+    """CPU ns of the lab's own threads in a trial (see the docstring)."""
+    c = t["cpu"]
+    return c["gen_ns"] + c["lb_ns"] + c.get("ksoftirqd_ns", 0)
 
 
 def busy_net(cell, t):
@@ -55,15 +66,17 @@ def summarize(cell, direct):
         s["p50_ns"], s["p99_ns"] = fx["p50_ns"], fx["p99_ns"]
         got = max(fx["got_data"], 1)
         s["machine_ns_per_rt"] = busy_net(cell, fx) / got
+        s["lab_ns_per_rt"] = lab_ns(fx) / got
         s["proc_ns_per_pkt"] = fx["cpu"]["lb_ns"] / (2 * got) if fx["cpu"]["lb_ns"] else None
         dfx = (trials(direct, "fixed") or [None])[0] if direct else None
         if dfx and cell is not direct:
             dgot = max(dfx["got_data"], 1)
             s["added_p50_ns"] = fx["p50_ns"] - dfx["p50_ns"]
             s["added_p99_ns"] = fx["p99_ns"] - dfx["p99_ns"]
-            s["node_ns_per_pkt"] = (busy_net(cell, fx) / got - busy_net(direct, dfx) / dgot) / 2
+            s["node_ns_per_pkt"] = (lab_ns(fx) / got - lab_ns(dfx) / dgot) / 2
     if mx:
         s["machine_ns_per_rt_max"] = busy_net(cell, mx) / max(mx["got_data"], 1)
+        s["lab_ns_per_rt_max"] = lab_ns(mx) / max(mx["got_data"], 1)
         s["proc_ns_per_pkt_max"] = (mx["cpu"]["lb_ns"] / (2 * max(mx["got_data"], 1))
                                     if mx["cpu"]["lb_ns"] else None)
     return s
@@ -102,20 +115,22 @@ def main():
         print(env)
     bg = max((r["background_busy"] for r in rows), default=0)
     if bg > 0.05:
-        print("WARNING: other programs kept %.0f%% of the machine busy during the run "
-              "(subtracted from CPU figures, but they also took cycles)" % (bg * 100))
+        print("WARNING: other programs kept up to %.0f%% of the machine busy before a cell: "
+              "they took cycles from every system (CPU figures count only the lab's threads)"
+              % (bg * 100))
     print()
     hdr = ("fam", "flows", "system", "max kpps", "loss%", "no-loss kpps", "kconn/s",
-           "p50 us", "p99 us", "+p50 us", "+p99 us", "node ns/pkt", "proc ns/pkt")
-    print("%-3s %8s %-7s %9s %6s %12s %8s %7s %7s %7s %7s %11s %11s" % hdr)
+           "p50 us", "p99 us", "+p50 us", "+p99 us", "node ns/pkt", "proc ns/pkt", "lab ns/rt@max")
+    print("%-3s %8s %-7s %9s %6s %12s %8s %7s %7s %7s %7s %11s %11s %13s" % hdr)
     for r in rows:
-        print("%-3s %8d %-7s %9s %6s %12s %8s %7s %7s %7s %7s %11s %11s" % (
+        print("%-3s %8d %-7s %9s %6s %12s %8s %7s %7s %7s %7s %11s %11s %13s" % (
             "v%d" % r["family"], r["flows"], r["system"], fmt(r["max_pps"], "k"),
             "%.1f" % (100 * r["max_loss"]) if r["max_loss"] is not None else "-",
             fmt(r["noloss_pps"], "k"), fmt(r["conns_per_s"], "k"),
             fmt(r.get("p50_ns"), "us"), fmt(r.get("p99_ns"), "us"),
             fmt(r.get("added_p50_ns"), "us"), fmt(r.get("added_p99_ns"), "us"),
-            fmt(r.get("node_ns_per_pkt")), fmt(r.get("proc_ns_per_pkt"))))
+            fmt(r.get("node_ns_per_pkt")), fmt(r.get("proc_ns_per_pkt")),
+            fmt(r.get("lab_ns_per_rt_max"))))
 
     # Ratios measured in this run: per family and flow count.
     by = {(r["family"], r["flows"], r["system"]): r for r in rows}
