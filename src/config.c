@@ -112,7 +112,7 @@ static const char *const service_keys[] = {
 	"health", "health_port", "health_interval_ms", "health_timeout_ms",
 	"health_rise", "health_fall", "health_path", "health_status",
 	"health_payload", "health_passive", "on_backend_down", "drain_timeout",
-	"drain_fallback", "no_backend", "notrack", NULL,
+	"drain_fallback", "no_backend", "notrack", "notrack_clients", NULL,
 };
 
 struct enum_name {
@@ -797,6 +797,51 @@ static int parse_text(struct ctx *c, const char *key, const char *def, char *dst
 	return 0;
 }
 
+/* KEY = PREFIX[, PREFIX...], each ADDR or ADDR/LEN, IPv4 or IPv6. */
+static int parse_prefixes(struct ctx *c, const char *key, struct xlb_prefix **out, uint32_t *n)
+{
+	const char *val = get(c, key);
+	char buf[INI_LINE_MAX + 1], *tok, *save = NULL;
+
+	*out = NULL;
+	*n = 0;
+	if (!val || !*val)
+		return 0;
+	snprintf(buf, sizeof(buf), "%s", val);
+	*out = calloc(XLB_MAX_PREFIXES, sizeof(**out));
+	if (!*out)
+		return -ENOMEM;
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		struct xlb_prefix *p = &(*out)[*n];
+		char *slash, *end;
+		unsigned long len;
+
+		while (*tok == ' ' || *tok == '\t')
+			tok++;
+		for (end = tok + strlen(tok); end > tok && (end[-1] == ' ' || end[-1] == '\t');)
+			*--end = '\0';
+		if (*n == XLB_MAX_PREFIXES)
+			return fail(c, key, tok, "more than %d prefixes", XLB_MAX_PREFIXES);
+		slash = strchr(tok, '/');
+		if (slash)
+			*slash = '\0';
+		if (xlb_addr_pton(tok, &p->addr, &p->family))
+			return fail(c, key, tok, "not an IPv4 or IPv6 address (expected ADDR or ADDR/LEN)");
+		len = p->family == AF_INET ? 32 : 128;
+		if (slash) {
+			errno = 0;
+			len = strtoul(slash + 1, &end, 10);
+			if (errno || *end || !slash[1] || len > (p->family == AF_INET ? 32u : 128u)) {
+				*slash = '/';
+				return fail(c, key, tok, "bad prefix length (0-32 for IPv4, 0-128 for IPv6)");
+			}
+		}
+		p->len = (uint8_t)len;
+		(*n)++;
+	}
+	return 0;
+}
+
 static int parse_service(struct ctx *c, const char *sec, const char *name,
 			 struct xlb_service_conf *svc)
 {
@@ -925,6 +970,12 @@ static int parse_service(struct ctx *c, const char *sec, const char *name,
 	if (ret)
 		return ret;
 	svc->notrack = u;
+	ret = parse_prefixes(c, "notrack_clients", &svc->notrack_clients, &svc->n_notrack_clients);
+	if (ret)
+		return ret;
+	if (svc->n_notrack_clients && !svc->notrack)
+		return fail(c, "notrack_clients", get(c, "notrack_clients"),
+			    "needs notrack = 1 (it narrows which clients bypass conntrack)");
 	return 0;
 }
 
@@ -1500,8 +1551,10 @@ void xlb_config_free(struct xlb_config *cfg)
 {
 	if (!cfg)
 		return;
-	for (uint32_t i = 0; i < cfg->n_services; i++)
-		free(cfg->services ? cfg->services[i].backends : NULL);
+	for (uint32_t i = 0; cfg->services && i < cfg->n_services; i++) {
+		free(cfg->services[i].backends);
+		free(cfg->services[i].notrack_clients);
+	}
 	free(cfg->services);
 	free(cfg->path);
 	free(cfg);

@@ -42,6 +42,35 @@ enum xlb_timeout {
 	XLB_TO_MAX,
 };
 
+#define XLB_MAX_PREFIXES 64
+
+/* An address prefix: the address (IPv4 mapped) and its length in bits of
+ * the family's own address (0-32 for IPv4, 0-128 for IPv6). */
+struct xlb_prefix {
+	union xlb_addr addr;
+	uint8_t family;
+	uint8_t len;
+};
+
+/* Whether a (IPv4 mapped) of family is inside p. */
+static inline bool xlb_prefix_match(const struct xlb_prefix *p, const union xlb_addr *a,
+				    uint8_t family)
+{
+	unsigned bits = p->family == AF_INET ? 96u + p->len : p->len;
+
+	if (family != p->family)
+		return false;
+	for (unsigned i = 0; i < 16 && bits; i++) {
+		unsigned n = bits >= 8 ? 8 : bits;
+		uint8_t mask = (uint8_t)(0xff00 >> n);
+
+		if ((a->b[i] ^ p->addr.b[i]) & mask)
+			return false;
+		bits -= n;
+	}
+	return true;
+}
+
 struct xlb_backend_conf {
 	struct xlb_endpoint ep;      /* address, port (network order), family */
 	uint32_t weight;             /* 0..65535; 0 = no new connections */
@@ -73,6 +102,9 @@ struct xlb_service_conf {
 	bool drain_fallback;         /* no backend up: new flows may go to draining ones */
 	enum xlb_no_backend_action no_backend;
 	bool notrack;                /* stateless: no conntrack entry, Maglev both ways */
+	/* With notrack: only these clients bypass conntrack (none = all). */
+	struct xlb_prefix *notrack_clients;
+	uint32_t n_notrack_clients;
 };
 
 struct xlb_ct_conf {

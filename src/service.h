@@ -89,6 +89,8 @@ struct xlb_service {
 	uint32_t health_passive;
 	bool drain_fallback;
 	bool notrack;
+	uint32_t n_notrack_clients;   /* 0: every client bypasses conntrack */
+	struct xlb_prefix notrack_clients[XLB_MAX_PREFIXES];
 };
 
 struct xlb_services {

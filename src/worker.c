@@ -245,6 +245,18 @@ static __attribute__((noinline)) enum xlb_verdict icmp(struct xlb_worker *w, str
 	return send_to(w, b, p);
 }
 
+/* Whether a notrack service bypasses conntrack for this client. */
+static bool notrack_client(const struct xlb_service *svc, const union xlb_addr *client,
+			   uint8_t family)
+{
+	if (!svc->n_notrack_clients)
+		return true;
+	for (uint32_t i = 0; i < svc->n_notrack_clients; i++)
+		if (xlb_prefix_match(&svc->notrack_clients[i], client, family))
+			return true;
+	return false;
+}
+
 /*
  * Services with notrack = 1: no conntrack entry. Packets to the VIP go to
  * the backend Maglev picks for their 5-tuple; the backend's replies are
@@ -261,7 +273,7 @@ static __attribute__((noinline)) bool notrack_orig(struct xlb_worker *w,
 	const struct xlb_service *svc = xlb_services_find(svcs, &p->tuple);
 	uint32_t idx;
 
-	if (!svc || !svc->notrack)
+	if (!svc || !svc->notrack || !notrack_client(svc, &p->tuple.src, p->tuple.family))
 		return false;
 	idx = xlb_maglev_lookup(svc->maglev, xlb_flow_hash5(&p->tuple));
 	if (idx == XLB_MAGLEV_NONE) {
@@ -283,7 +295,7 @@ static __attribute__((noinline)) bool notrack_reply(struct xlb_worker *w,
 	uint32_t idx;
 
 	svc = xlb_services_find_notrack_backend(svcs, &p->tuple, &idx);
-	if (!svc)
+	if (!svc || !notrack_client(svc, &p->tuple.dst, p->tuple.family))
 		return false;
 	xlb_nat_set_src(p, &svc->vip.addr, svc->vip.port);
 	w->stats.untracked++;

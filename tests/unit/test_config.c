@@ -501,6 +501,18 @@ static const struct bad_case {
 	  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 	  "aaaaaaaaaaaaaaaaaaaaaaaa.sock\n", "bad length (1-107 characters" },
 	{ "socket-empty", GLOBAL "control_socket =\n", "[global] control_socket = : bad length" },
+	{ "notrack-bad", GLOBAL SERVICE "backends = 198.18.2.2\nnotrack = 2\n",
+	  "[service web] notrack = 2: out of range" },
+	{ "notrack-clients-no-notrack", GLOBAL SERVICE "backends = 198.18.2.2\n"
+	  "notrack_clients = 198.18.1.0/24\n", "notrack_clients = 198.18.1.0/24: needs notrack = 1" },
+	{ "notrack-clients-bad-len", GLOBAL SERVICE "backends = 198.18.2.2\nnotrack = 1\n"
+	  "notrack_clients = 198.18.1.0/33\n", "notrack_clients = 198.18.1.0/33: bad prefix length" },
+	{ "notrack-clients-bad-addr", GLOBAL SERVICE "backends = 198.18.2.2\nnotrack = 1\n"
+	  "notrack_clients = 198.18.1.0/24, nothere\n", "notrack_clients = nothere: not an IPv4 or IPv6" },
+	{ "drain-fallback-bad", GLOBAL SERVICE "backends = 198.18.2.2\ndrain_fallback = yes\n",
+	  "[service web] drain_fallback = yes" },
+	{ "health-passive-big", GLOBAL SERVICE "backends = 198.18.2.2\nhealth_passive = 101\n",
+	  "[service web] health_passive = 101: out of range" },
 	{ "metrics-no-port", GLOBAL "metrics = 127.0.0.1\n",
 	  "[global] metrics = 127.0.0.1: no port (expected IPV4:PORT or [IPV6]:PORT" },
 	{ "metrics-port-zero", GLOBAL "metrics = 127.0.0.1:0\n",

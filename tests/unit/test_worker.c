@@ -81,7 +81,8 @@ static const char *config_text =
 	"port = 53\n"
 	"protocol = udp\n"
 	"backends = 198.18.2.3:5354\n"
-	"notrack = 1\n";
+	"notrack = 1\n"
+	"notrack_clients = 198.18.0.0/24, 2001:2::/64\n";
 
 static int sh(const char *cmd)
 {
@@ -462,6 +463,13 @@ static void test_notrack(void)
 	assert_checksums_ok(&p);
 	/* Neither packet touched the table. */
 	CU_ASSERT_EQUAL(xlb_ct_count(dp.ct), count);
+	CU_ASSERT_EQUAL(w->stats.untracked, before + 2);
+
+	/* A client outside notrack_clients is tracked as usual. */
+	build(&f, AF_INET, "198.18.1.10", 5002, "198.18.0.103", 53, IPPROTO_UDP, 0, "q");
+	CU_ASSERT_EQUAL_FATAL(run(&f, &p), XLB_VERDICT_TX);
+	CU_ASSERT(addr_is(&p.tuple.dst, "198.18.2.3"));
+	CU_ASSERT_EQUAL(xlb_ct_count(dp.ct), count + 1);
 	CU_ASSERT_EQUAL(w->stats.untracked, before + 2);
 }
 
