@@ -104,7 +104,7 @@ static const char *const conntrack_keys[] = {
 	"tcp_timeout_fin_wait", "tcp_timeout_close_wait", "tcp_timeout_last_ack",
 	"tcp_timeout_time_wait", "tcp_timeout_close", "tcp_timeout_max_retrans",
 	"tcp_timeout_unacknowledged", "udp_timeout", "udp_timeout_stream",
-	"icmp_timeout", "generic_timeout", "tcp_loose", "tcp_be_liberal", NULL,
+	"icmp_timeout", "generic_timeout", "tcp_loose", "tcp_be_liberal", "zone_from_vlan", NULL,
 };
 
 static const char *const service_keys[] = {
@@ -554,6 +554,10 @@ static int parse_conntrack(struct ctx *c, struct xlb_ct_conf *ct)
 	if (ret)
 		return ret;
 	ct->tcp_be_liberal = v;
+	ret = get_uint(c, "zone_from_vlan", 0, 1, 0, &v);
+	if (ret)
+		return ret;
+	ct->zone_from_vlan = v;
 	return 0;
 }
 

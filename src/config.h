@@ -113,6 +113,7 @@ struct xlb_ct_conf {
 	uint32_t timeout[XLB_TO_MAX];   /* seconds */
 	bool tcp_loose;
 	bool tcp_be_liberal;
+	bool zone_from_vlan;         /* conntrack zone = the frame's VLAN id */
 };
 
 struct xlb_global_conf {

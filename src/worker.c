@@ -319,6 +319,9 @@ static enum xlb_verdict handle_one(struct xlb_worker *w, struct xlb_buf *b,
 	if (unlikely(pr != XLB_PARSE_OK))
 		return drop(w, pr == XLB_PARSE_FRAGMENT || pr == XLB_PARSE_UNSUPPORTED ?
 				       XLB_DROP_UNSUPPORTED : XLB_DROP_PARSE);
+	/* Zones from VLANs: the same tuple on two VLANs is two connections. */
+	if (unlikely(p.has_vlan) && __atomic_load_n(&w->dp->zone_from_vlan, __ATOMIC_RELAXED))
+		p.tuple.zone = p.vlan_tci & 0x0fff;
 	if (unlikely(p.tuple.proto != IPPROTO_TCP && p.tuple.proto != IPPROTO_UDP)) {
 		if (p.tuple.proto == IPPROTO_ICMP || p.tuple.proto == IPPROTO_ICMPV6)
 			return icmp(w, b, &p, now);

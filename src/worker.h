@@ -56,6 +56,7 @@ struct xlb_dataplane {
 	struct xlb_route *route;
 	struct xlb_services *services;
 	uint8_t if_mac[6];
+	bool zone_from_vlan;     /* [conntrack] zone_from_vlan; a reload may flip it */
 	volatile int stop;
 };
 

@@ -436,6 +436,7 @@ static int reload_locked(struct xlbd *d, char *err, size_t errlen)
 		xlb_warn("reload: steering maps incomplete: %s", strerror(-ret));
 	apply_static_macs(d, cfg);
 	xlb_ct_set_conf(d->dp.ct, &cfg->ct);
+	__atomic_store_n(&d->dp.zone_from_vlan, cfg->ct.zone_from_vlan, __ATOMIC_RELAXED);
 	publish(d, svcs);
 	/* Workers never read the config itself, only snapshots. */
 	xlb_config_free(d->cfg);
@@ -690,6 +691,7 @@ static int start(struct xlbd *d)
 		return -errno;
 	}
 	xlb_ct_set_destroy_hook(d->dp.ct, on_flow_destroy, d);
+	d->dp.zone_from_vlan = d->cfg->ct.zone_from_vlan;
 	d->purge = xlb_purge_create();
 	if (!d->purge)
 		xlb_warn("no raw sockets (%s): flows of dead backends are deleted without RSTs",

@@ -473,6 +473,34 @@ static void test_notrack(void)
 	CU_ASSERT_EQUAL(w->stats.untracked, before + 2);
 }
 
+static void add_vlan(struct frame *f, uint16_t vid)
+{
+	memmove(f->b + 16, f->b + 12, f->len - 12);
+	put16(f->b + 12, 0x8100);
+	put16(f->b + 14, vid);
+	f->len += 4;
+}
+
+/* With zone_from_vlan, one tuple on two VLANs is two connections, and the
+ * tag stays on the frame. */
+static void test_vlan_zones(void)
+{
+	uint32_t count = xlb_ct_count(dp.ct);
+	struct frame f;
+	struct xlb_pkt p;
+
+	dp.zone_from_vlan = true;
+	for (uint16_t vid = 10; vid <= 20; vid += 10) {
+		build(&f, AF_INET, "198.18.0.10", 5100, "198.18.0.100", 53, IPPROTO_UDP, 0, "q");
+		add_vlan(&f, vid);
+		CU_ASSERT_EQUAL_FATAL(run(&f, &p), XLB_VERDICT_TX);
+		CU_ASSERT(p.has_vlan && (p.vlan_tci & 0xfff) == vid);
+		CU_ASSERT(addr_is(&p.tuple.dst, "198.18.2.2"));
+	}
+	CU_ASSERT_EQUAL(xlb_ct_count(dp.ct), count + 2);
+	dp.zone_from_vlan = false;
+}
+
 /* A router on the client side says a reply (VIP -> client) was too big:
  * the error is translated towards the backend, which sent that reply. */
 static void test_related_icmp(void)
@@ -543,7 +571,8 @@ int main(void)
 	    !CU_add_test(s, "an unresolved neighbour holds the frame", test_unresolved_neighbour_holds) ||
 	    !CU_add_test(s, "no backend: RST and port unreachable", test_reject) ||
 	    !CU_add_test(s, "notrack: stateless both ways", test_notrack) ||
-	    !CU_add_test(s, "RELATED ICMP error translated", test_related_icmp)) {
+	    !CU_add_test(s, "RELATED ICMP error translated", test_related_icmp) ||
+	    !CU_add_test(s, "VLAN ids as conntrack zones", test_vlan_zones)) {
 		CU_cleanup_registry();
 		return 1;
 	}
