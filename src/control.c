@@ -18,7 +18,9 @@
 #include "log.h"
 #include "xlb/ctl_proto.h"
 
-#define MAX_CLIENTS 16
+/* Clients served at once. Event followers (-E) may hold at most half the
+ * slots (ctl_cmds.c), so commands such as reload always get through. */
+#define MAX_CLIENTS 64
 /* A client that does not read its output for this long is dropped, so a
  * stuck xlbctl cannot hold a dump's RCU read side open indefinitely. */
 #define SEND_TIMEOUT_S 5

@@ -175,6 +175,10 @@ static int cmd_stats(struct ctl_session *s, int argc, char **argv)
 /* ---- -E ------------------------------------------------------------------- */
 
 #define EVENT_BATCH 512
+/* Half of control.c's MAX_CLIENTS: followers never crowd out commands. */
+#define MAX_EVENT_FOLLOWERS 32
+
+static int event_followers;
 
 static int event_cmp(const void *a, const void *b)
 {
@@ -193,8 +197,14 @@ static int cmd_events(struct ctl_session *s, int argc, char **argv)
 
 	if (parse_filter_args(s, argc, argv, &flt, &mode, true))
 		return 1;
+	if (__atomic_add_fetch(&event_followers, 1, __ATOMIC_RELAXED) > MAX_EVENT_FOLLOWERS) {
+		__atomic_sub_fetch(&event_followers, 1, __ATOMIC_RELAXED);
+		ctl_err(s, "xlbctl: too many -E readers at once (at most %d)\n", MAX_EVENT_FOLLOWERS);
+		return 1;
+	}
 	rd = xlb_events_reader_new();
 	if (!rd) {
+		__atomic_sub_fetch(&event_followers, 1, __ATOMIC_RELAXED);
 		ctl_err(s, "xlbctl: out of memory\n");
 		return 1;
 	}
@@ -229,6 +239,7 @@ static int cmd_events(struct ctl_session *s, int argc, char **argv)
 	}
 	rcu_thread_online();
 	xlb_events_reader_free(rd);
+	__atomic_sub_fetch(&event_followers, 1, __ATOMIC_RELAXED);
 	return 0;
 }
 
