@@ -61,6 +61,7 @@
 #define SYN_PORT_BASE 32768u
 #define SYN_PORT_SPAN 28000u
 #define TCP_SYN_OPT_LEN 8		/* MSS + NOP + window scale */
+#define WARM_WINDOW 1024		/* warm-up packets without an answer yet */
 
 struct opts {
 	const char *dev;
@@ -546,14 +547,30 @@ static void find_ksoftirqd(struct gen *g)
 
 enum mode { MODE_DATA, MODE_CONNS, MODE_WARM_SYN };
 
+/* The sink's count of one counter, summed over CPUs. */
+static uint64_t sink_count(const struct gen *g, uint32_t which)
+{
+	uint64_t v[g->ncpu], sum = 0;
+
+	if (!bpf_map_lookup_elem(bpf_map__fd(g->skel->maps.counters), &which, v))
+		for (int c = 0; c < g->ncpu; c++)
+			sum += v[c];
+	return sum;
+}
+
 /*
- * Send for `secs` (and at most max_packets) at `rate` packets per second
+ * Send for `secs` and at most `limit` packets at `rate` packets per second
  * (0: as fast as the socket takes them), then wait for the stragglers
  * (until the sink's counters stop moving, at most 1 s) and fill t.
+ * window > 0 closes the loop: never more than `window` packets without
+ * their answer at the sink, so the warm-up goes as fast as the balancer
+ * establishes flows and loses none of them to overload.
  */
 static void trial(struct gen *g, struct trial *t, const char *kind, double rate, double secs,
-		  enum mode mode)
+		  enum mode mode, uint64_t limit, uint32_t window)
 {
+	uint32_t answer = mode == MODE_DATA ? XLB_BENCH_SINK_DATA : XLB_BENCH_SINK_SYNACK;
+	uint64_t answered0 = window ? sink_count(g, answer) : 0, answered = 0, progress = 0;
 	struct sink_sample *a = calloc(2, sizeof(*a)), *b;
 	struct cpu_sample c0, c1;
 	uint64_t t0, t_end, t_last, sent = 0, syns = 0, prev;
@@ -569,7 +586,9 @@ static void trial(struct gen *g, struct trial *t, const char *kind, double rate,
 	t0 = now_ns();
 	t_end = t0 + (uint64_t)(secs * 1e9);
 	t_last = t0;
-	while (!stop && sent < g->o.max_packets) {
+	if (limit > g->o.max_packets)
+		limit = g->o.max_packets;
+	while (!stop && sent < limit) {
 		uint64_t now = now_ns();
 		uint32_t want = BATCH;
 
@@ -592,8 +611,27 @@ static void trial(struct gen *g, struct trial *t, const char *kind, double rate,
 			}
 			want = due > BATCH ? BATCH : (uint32_t)due;
 		}
-		if (g->o.max_packets - sent < want)
-			want = (uint32_t)(g->o.max_packets - sent);
+		if (limit - sent < want)
+			want = (uint32_t)(limit - sent);
+		if (window) {
+			if (sent - answered + want > window) {
+				uint64_t now_answered = sink_count(g, answer) - answered0;
+
+				if (now_answered > answered || !progress)
+					progress = now;
+				if (now_answered > answered)
+					answered = now_answered;
+			}
+			if (sent - answered + want > window) {
+				/* Lost answers would stall us: after 100 ms
+				 * without an answer, count them as lost. */
+				if (now - progress > 100000000) {
+					answered = sent - window / 2;
+					progress = now;
+				}
+				continue;
+			}
+		}
 		sent += send_burst(g, want, mode == MODE_CONNS, mode == MODE_WARM_SYN, &syns);
 		t_last = now;
 	}
@@ -676,14 +714,16 @@ static void run_cell(struct gen *g)
 	/* Warm-up: one SYN per flow, then one data segment per flow, which
 	 * completes each handshake (ESTABLISHED, ASSURED) on the way. */
 	t = new_trial(g);
-	trial(g, t, "warm_syn", g->o.est_rate, g->o.flows / g->o.est_rate + 0.001, MODE_WARM_SYN);
+	trial(g, t, "warm_syn", g->o.est_rate, 60 + g->o.flows / 2000.0, MODE_WARM_SYN, g->o.flows,
+	      WARM_WINDOW);
 	est = t->sent_syn ? (double)t->got_synack / (double)t->sent_syn : 0;
 	t = new_trial(g);
-	trial(g, t, "warm_ack", g->o.est_rate, g->o.flows / g->o.est_rate + 0.001, MODE_DATA);
+	trial(g, t, "warm_ack", g->o.est_rate, 60 + g->o.flows / 2000.0, MODE_DATA, g->o.flows,
+	      WARM_WINDOW);
 
 	if (g->o.max_secs > 0) {
 		max = new_trial(g);
-		trial(g, max, "max", 0, g->o.max_secs, MODE_DATA);
+		trial(g, max, "max", 0, g->o.max_secs, MODE_DATA, UINT64_MAX, 0);
 	}
 	if (max && g->o.search_steps > 0 && g->o.search_secs > 0) {
 		double lo = 0, hi = (double)max->sent_data / max->secs;
@@ -696,7 +736,7 @@ static void run_cell(struct gen *g)
 			t = new_trial(g);
 			if (!t)
 				break;
-			trial(g, t, "search", r, g->o.search_secs, MODE_DATA);
+			trial(g, t, "search", r, g->o.search_secs, MODE_DATA, UINT64_MAX, 0);
 			if (loss_of(t) <= g->o.loss_tol)
 				lo = r;
 			else
@@ -705,9 +745,9 @@ static void run_cell(struct gen *g)
 		}
 	}
 	if (g->o.fixed_rate > 0 && g->o.fixed_secs > 0 && (t = new_trial(g)))
-		trial(g, t, "fixed", g->o.fixed_rate, g->o.fixed_secs, MODE_DATA);
+		trial(g, t, "fixed", g->o.fixed_rate, g->o.fixed_secs, MODE_DATA, UINT64_MAX, 0);
 	if (g->o.syn_secs > 0 && (t = new_trial(g)))
-		trial(g, t, "conns", 0, g->o.syn_secs, MODE_CONNS);
+		trial(g, t, "conns", 0, g->o.syn_secs, MODE_CONNS, UINT64_MAX, 0);
 
 	printf("{\"label\": \"%s\", \"family\": %d, \"flows\": %u, \"size\": %u, "
 	       "\"syn_share\": %.4f, \"loss_tol\": %.6f, \"established\": %.6f, "
@@ -782,7 +822,8 @@ static void usage(FILE *out)
 		"  --flows N           established flows, 1..%u [1000]\n"
 		"  --size BYTES        frame size of data segments, without FCS [smallest: 66 IPv4, 86 IPv6]\n"
 		"  --syn-share F       share of new connections (SYNs) in data trials, 0..1 [0]\n"
-		"  --est-rate PPS      warm-up rate (SYN, then first data per flow) [200000]\n"
+		"  --est-rate PPS      highest warm-up rate (SYN, then first data per flow;\n"
+		"                      at most 1024 unanswered) [200000]\n"
 		"  --max-secs S        trial at maximum load [2]\n"
 		"  --search-steps N    bisection steps for the no-loss rate [6]\n"
 		"  --search-secs S     length of each step [1]\n"
