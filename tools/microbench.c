@@ -829,15 +829,29 @@ static int callgrind_size(const struct opts *o, const char *dir, uint32_t flows,
 
 /* ---- output --------------------------------------------------------------------- */
 
-/* What the heap hands out for one flow: aligned_alloc's usable size plus
- * the chunk header. */
+/* What the heap hands out per flow: aligned_alloc's usable size plus the
+ * chunk header, averaged over many allocations (one alone depends on what
+ * the heap has free), computed once so the table and the JSON agree. The
+ * alignment fragments left between chunks are not in it; the RSS is. */
 static size_t malloc_usable_size_probe(void)
 {
-	void *p = aligned_alloc(64, sizeof(struct xlb_flow));
-	size_t n = p ? malloc_usable_size(p) + sizeof(size_t) : 0;
+	static size_t cached;
+	void *p[1024];
+	size_t sum = 0;
+	int n;
 
-	free(p);
-	return n;
+	if (cached)
+		return cached;
+	for (n = 0; n < 1024; n++) {
+		p[n] = aligned_alloc(64, sizeof(struct xlb_flow));
+		if (!p[n])
+			break;
+		sum += malloc_usable_size(p[n]) + sizeof(size_t);
+	}
+	for (int i = 0; i < n; i++)
+		free(p[i]);
+	cached = n ? sum / (size_t)n : 0;
+	return cached;
 }
 
 static double per_flow(const struct size_result *r)
