@@ -25,6 +25,7 @@
 #include <string.h>
 #include <arpa/inet.h>
 
+#include "bytes_internal.h"
 #include "icmp.h"
 #include "nat.h"
 
@@ -70,31 +71,6 @@
 #define IPTOS_PREC_INTERNETCONTROL 0xc0
 #define DEFAULT_TTL       64
 
-static inline uint16_t rd16(const uint8_t *p)
-{
-	uint16_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-static inline uint32_t rd32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-static inline void wr16(uint8_t *p, uint16_t v)
-{
-	memcpy(p, &v, sizeof(v));
-}
-
-static inline void wr32(uint8_t *p, uint32_t v)
-{
-	memcpy(p, &v, sizeof(v));
-}
 
 static inline uint32_t fold(uint64_t s)
 {

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <arpa/inet.h>
 
+#include "bytes_internal.h"
 #include "nat.h"
 
 #define IPV4_CSUM_OFF   10
@@ -29,31 +30,6 @@
 #define UDP_CSUM_OFF    6
 #define ICMP_CSUM_OFF   2
 
-static inline uint16_t rd16(const uint8_t *p)
-{
-	uint16_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-static inline uint32_t rd32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-static inline void wr16(uint8_t *p, uint16_t v)
-{
-	memcpy(p, &v, sizeof(v));
-}
-
-static inline void wr32(uint8_t *p, uint32_t v)
-{
-	memcpy(p, &v, sizeof(v));
-}
 
 /* Accumulate "old word out, new word in" into a 32-bit sum; the callers
  * add at most a few dozen words, far from overflowing it. */

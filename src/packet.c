@@ -15,6 +15,7 @@
 #include <string.h>
 #include <arpa/inet.h>
 
+#include "bytes_internal.h"
 #include "packet.h"
 
 #define ETH_HDR_LEN      14
@@ -43,21 +44,6 @@
 #define ICMPV6_ECHO       128
 #define ICMPV6_ECHOREPLY  129
 
-static inline uint16_t rd16(const uint8_t *p)
-{
-	uint16_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-static inline uint32_t rd32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
 
 static inline enum xlb_parse_result parse_icmp(struct xlb_pkt *p, const uint8_t *l4,
 					       uint8_t echo_request, uint8_t echo_reply)
