@@ -84,6 +84,10 @@ static int walk_one(struct xlb_flow *f, void *arg)
 
 	if (!xlb_ctfilter_match(&w->flt, f))
 		return 0;
+	/* Expired but not yet collected: gone as far as anyone can tell (the
+	 * data path never matches it), as the kernel's dump skips them. */
+	if (!w->delete && __atomic_load_n(&f->expires, __ATOMIC_RELAXED) <= w->now)
+		return 0;
 	if (w->delete && !xlb_ct_delete(w->ct, f))
 		return 0;      /* somebody else deleted it first */
 	w->n++;
