@@ -235,8 +235,9 @@ struct xlb_services *xlb_services_build(const struct xlb_config *cfg)
 		svc->drain_fallback = c->drain_fallback;
 		svc->notrack = c->notrack;
 		svc->n_notrack_clients = c->n_notrack_clients;
-		memcpy(svc->notrack_clients, c->notrack_clients,
-		       c->n_notrack_clients * sizeof(*c->notrack_clients));
+		if (c->n_notrack_clients)
+			memcpy(svc->notrack_clients, c->notrack_clients,
+			       c->n_notrack_clients * sizeof(*c->notrack_clients));
 		svc->n_backends = c->n_backends;
 		svc->backends = calloc(c->n_backends ? c->n_backends : 1, sizeof(*svc->backends));
 		if (!svc->backends) {
