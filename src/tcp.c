@@ -220,32 +220,43 @@ static inline uint32_t rd32(const uint8_t *b)
 }
 
 /*
- * Read the TCP header at p->l4_off. False when it is not all there or
- * contradicts itself (data offset under 5 words or past the datagram): the
- * kernel's "truncated packet", INVALID, whatever the state.
+ * Read the TCP header at p->l4_off, all but what depends on the flags.
+ * Returns the header length, or 0 when it is not all there or contradicts
+ * itself (data offset under 5 words or past the datagram): the kernel's
+ * "truncated packet", INVALID, whatever the state.
  */
-static bool read_seg(const struct xlb_pkt *p, struct tcp_seg *s)
+static inline uint32_t read_hdr(const struct xlb_pkt *p, struct tcp_seg *s)
 {
 	const uint8_t *th;
 	uint32_t hdr_len;
 	uint16_t w;
 
 	if (!p->data || p->l4_len < 20 || (uint32_t)p->l4_off + p->l4_len > p->len)
-		return false;
+		return 0;
 	th = p->data + p->l4_off;
 	hdr_len = (uint32_t)(th[12] >> 4) * 4;
 	if (hdr_len < 20 || hdr_len > p->l4_len)
-		return false;
+		return 0;
 	s->seq = rd32(th + 4);
 	s->ack = rd32(th + 8);
 	memcpy(&w, th + 14, 2);
 	s->win = ntohs(w);
 	s->flags = p->tcp_flags;
+	s->opt = th + 20;
+	s->opt_len = hdr_len - 20;
+	return hdr_len;
+}
+
+/* The whole segment as the tracker sees it; false as read_hdr. */
+static bool read_seg(const struct xlb_pkt *p, struct tcp_seg *s)
+{
+	uint32_t hdr_len = read_hdr(p, s);
+
+	if (!hdr_len)
+		return false;
 	s->cls = seg_class(s->flags);
 	s->end = s->seq + (p->l4_len - hdr_len) + !!(s->flags & XLB_TCP_SYN) +
 		 !!(s->flags & XLB_TCP_FIN);
-	s->opt = th + 20;
-	s->opt_len = hdr_len - 20;
 	return true;
 }
 
@@ -410,6 +421,69 @@ static inline uint32_t max_ack_window(const struct xlb_tcp_window *sender)
 }
 
 /*
+ * The bookkeeping of a segment tcp_in_window() accepted: both sides'
+ * windows and the retransmission count. seq/ack/sack/end/win are the
+ * segment's after tcp_in_window's adjustments, win still unscaled. Shared
+ * with the fast path, which must leave exactly the same state behind.
+ */
+static __attribute__((always_inline)) inline void
+window_accept(struct xlb_flow *f, enum xlb_dir dir, const struct tcp_seg *s, uint32_t seq,
+	      uint32_t ack, uint32_t sack, uint32_t end, uint32_t win, bool syn, bool has_ack)
+{
+	struct xlb_tcp_window *sender = &f->win[dir], *receiver = &f->win[!dir];
+	uint32_t swin;
+
+	/* RFC 7323: the window field of a SYN is never scaled. */
+	if (!syn)
+		win <<= sender->td_scale;
+
+	/* What the sender sent and acknowledged. */
+	swin = win + (sack - ack);
+	if (sender->td_maxwin < swin)
+		sender->td_maxwin = swin;
+	if (seq_after(end, sender->td_end)) {
+		sender->td_end = end;
+		sender->flags |= WIN_DATA_UNACK;
+	}
+	if (has_ack) {
+		if (!(sender->flags & WIN_MAXACK_SET)) {
+			sender->td_maxack = ack;
+			sender->flags |= WIN_MAXACK_SET;
+		} else if (seq_after(ack, sender->td_maxack)) {
+			sender->td_maxack = ack;
+		}
+	}
+
+	/* What the receiver may send now. */
+	if (receiver->td_maxwin != 0 && seq_after(end, sender->td_maxend))
+		receiver->td_maxwin += end - sender->td_maxend;
+	if (seq_after(sack + win, receiver->td_maxend - 1)) {
+		receiver->td_maxend = sack + win;
+		if (win == 0)
+			receiver->td_maxend++;   /* room for a zero-window probe */
+	}
+	if (ack == receiver->td_end)
+		receiver->flags &= ~WIN_DATA_UNACK;
+
+	/* The same pure ACK again, same direction, same window: a
+	 * retransmission. Counted towards the max_retrans timeout. */
+	if (s->cls == SEG_ACK) {
+		if (f->last_dir == dir && f->last_seq == seq && f->last_ack == ack &&
+		    f->last_end == end && f->last_win == s->win) {
+			if (f->retrans < UINT8_MAX)
+				f->retrans++;
+		} else {
+			f->last_dir = dir;
+			f->last_seq = seq;
+			f->last_ack = ack;
+			f->last_end = end;
+			f->last_win = s->win;
+			f->retrans = 0;
+		}
+	}
+}
+
+/*
  * The kernel's tcp_in_window(): is the segment inside what the receiver can
  * accept, and does its (S)ACK acknowledge only what the receiver was sent?
  * Updates both sides' windows for an accepted segment, and the
@@ -499,54 +573,7 @@ static enum win_verdict tcp_in_window(const struct xlb_ct *ct, struct xlb_flow *
 	if (!seq_after(sack, receiver->td_end - max_ack_window(sender) - 1))
 		return out_of_window(ct, sender, WIN_IGNORE);
 
-	/* RFC 7323: the window field of a SYN is never scaled. */
-	if (!syn)
-		win <<= sender->td_scale;
-
-	/* What the sender sent and acknowledged. */
-	swin = win + (sack - ack);
-	if (sender->td_maxwin < swin)
-		sender->td_maxwin = swin;
-	if (seq_after(end, sender->td_end)) {
-		sender->td_end = end;
-		sender->flags |= WIN_DATA_UNACK;
-	}
-	if (has_ack) {
-		if (!(sender->flags & WIN_MAXACK_SET)) {
-			sender->td_maxack = ack;
-			sender->flags |= WIN_MAXACK_SET;
-		} else if (seq_after(ack, sender->td_maxack)) {
-			sender->td_maxack = ack;
-		}
-	}
-
-	/* What the receiver may send now. */
-	if (receiver->td_maxwin != 0 && seq_after(end, sender->td_maxend))
-		receiver->td_maxwin += end - sender->td_maxend;
-	if (seq_after(sack + win, receiver->td_maxend - 1)) {
-		receiver->td_maxend = sack + win;
-		if (win == 0)
-			receiver->td_maxend++;   /* room for a zero-window probe */
-	}
-	if (ack == receiver->td_end)
-		receiver->flags &= ~WIN_DATA_UNACK;
-
-	/* The same pure ACK again, same direction, same window: a
-	 * retransmission. Counted towards the max_retrans timeout. */
-	if (s->cls == SEG_ACK) {
-		if (f->last_dir == dir && f->last_seq == seq && f->last_ack == ack &&
-		    f->last_end == end && f->last_win == s->win) {
-			if (f->retrans < UINT8_MAX)
-				f->retrans++;
-		} else {
-			f->last_dir = dir;
-			f->last_seq = seq;
-			f->last_ack = ack;
-			f->last_end = end;
-			f->last_win = s->win;
-			f->retrans = 0;
-		}
-	}
+	window_accept(f, dir, s, seq, ack, sack, end, win, syn, has_ack);
 	return WIN_ACCEPT;
 }
 
@@ -642,6 +669,57 @@ static uint64_t tcp_timeout(const struct xlb_ct *ct, const struct xlb_flow *f, u
 	if (f->last_win == 0 && t > retrans)
 		return retrans;
 	return t;
+}
+
+/* The flags of the segments the fast path takes: an ACK, with or without
+ * PSH, ECE, CWR (which change nothing here). */
+#define FAST_IGNORED_FLAGS (XLB_TCP_PSH | XLB_TCP_ECE | XLB_TCP_CWR)
+
+/*
+ * The segment nearly every packet is: an in-window ACK, with or without
+ * data, on an ESTABLISHED and ASSURED connection (the lookup found it, so
+ * SEEN_REPLY is set too). Under the flow's lock. It leaves the flow exactly
+ * as tcp_track() would: for such a segment the table says ES -> ES in
+ * both directions, tcp_in_window() takes none of its SYN, RST or
+ * first-segment branches and accepts, and neither status bit changes; what
+ * is left is window_accept(), the ACK's last_* bookkeeping and the
+ * timeout, which are the same code. It skips the flag table, the class,
+ * the state switch and the branches that cannot apply.
+ *
+ * Returns false, having changed nothing, for any segment outside that
+ * case, including one that only fails a window bound: the full path then
+ * decides (IGNORE, INVALID, liberal), from the same flow state.
+ */
+static bool tcp_track_fast(struct xlb_ct *ct, struct xlb_flow *f, enum xlb_dir dir,
+			   const struct tcp_seg *s, uint64_t now)
+{
+	struct xlb_tcp_window *sender = &f->win[dir], *receiver = &f->win[!dir];
+	uint32_t seq = s->seq, ack = s->ack, end = s->end, sack;
+	const uint32_t both = XLB_FLOW_SEEN_REPLY | XLB_FLOW_ASSURED;
+
+	if (f->tcp_state != ES || (flow_status(f) & both) != both)
+		return false;
+	/* Both sides seen: no first-segment initialisation, and the
+	 * receiver's window bounds apply (tcp_in_window tests for 0). */
+	if (sender->td_maxwin == 0 || receiver->td_maxwin == 0)
+		return false;
+	/* Without options, highest_sack() would only return ack. */
+	sack = (receiver->flags & WIN_SACK_PERM) && s->opt_len ? highest_sack(s, ack) : ack;
+
+	/* tcp_in_window()'s four bounds, all in window. */
+	if (seq_after(seq, sender->td_maxend) || seq_after(sack, receiver->td_end) ||
+	    !seq_after(end, sender->td_end - receiver->td_maxwin - 1) ||
+	    !seq_after(sack, receiver->td_end - max_ack_window(sender) - 1))
+		return false;
+
+	window_accept(f, dir, s, seq, ack, sack, end, s->win, false, true);
+	/* tcp_track()'s tail for ES -> ES on an ACK: the state is stored
+	 * unchanged (skipped), no FIN_WAIT, SEEN_REPLY and ASSURED already
+	 * set, so only the timeout moves. */
+	f->last_index = SEG_ACK;
+	f->last_dir = dir;
+	flow_set_expires(f, now + tcp_timeout(ct, f, ES, SEG_ACK));
+	return true;
 }
 
 /*
@@ -899,9 +977,27 @@ enum xlb_ctinfo xlb_ct_track(struct xlb_ct *ct, struct xlb_flow *f, enum xlb_dir
 
 	switch (f->l4proto) {
 	case IPPROTO_TCP:
-		if (!tcp_flags_valid(p->tcp_flags) || !read_seg(p, &seg))
-			return XLB_CTINFO_INVALID;
-		flow_lock(f);
+		if ((p->tcp_flags & ~FAST_IGNORED_FLAGS) == XLB_TCP_ACK) {
+			/* A valid flag combination; its class is SEG_ACK and
+			 * it has neither SYN nor FIN to count in end. */
+			uint32_t hdr_len = read_hdr(p, &seg);
+
+			if (!hdr_len)
+				return XLB_CTINFO_INVALID;
+			seg.cls = SEG_ACK;
+			seg.end = seg.seq + (p->l4_len - hdr_len);
+			flow_lock(f);
+			if (__builtin_expect(tcp_track_fast(ct, f, dir, &seg, now), 1)) {
+				flow_unlock(f);
+				/* SEEN_REPLY was set: ESTABLISHED, and
+				 * nothing to mark for a reply. */
+				return XLB_CTINFO_ESTABLISHED;
+			}
+		} else {
+			if (!tcp_flags_valid(p->tcp_flags) || !read_seg(p, &seg))
+				return XLB_CTINFO_INVALID;
+			flow_lock(f);
+		}
 		ret = tcp_track(ct, f, dir, &seg, now, accepted, &reopen, &kill);
 		flow_unlock(f);
 		if (reopen || kill) {
