@@ -448,9 +448,9 @@ static bool early_drop(struct xlb_ct *ct, struct xlb_flow *f, struct xlb_ct_stat
  * node that owns the tuple. An expired owner is deleted and the add tried
  * again, a few times.
  */
-static struct cds_lfht_node *add_node(struct xlb_ct *ct, struct xlb_flow *f, enum xlb_dir dir)
+static struct cds_lfht_node *add_node(struct xlb_ct *ct, struct xlb_flow *f, enum xlb_dir dir,
+				      uint32_t hash)
 {
-	uint32_t hash = xlb_ct_hash(ct, &f->tuple[dir]);
 	struct cds_lfht_node *got;
 	struct xlb_flow *owner;
 	enum xlb_dir odir;
@@ -469,6 +469,12 @@ static struct cds_lfht_node *add_node(struct xlb_ct *ct, struct xlb_flow *f, enu
 
 struct xlb_flow *xlb_ct_insert(struct xlb_ct *ct, struct xlb_flow *f, struct xlb_ct_stats *st)
 {
+	return xlb_ct_insert_hashed(ct, f, xlb_ct_hash(ct, &f->tuple[XLB_DIR_ORIG]), st);
+}
+
+struct xlb_flow *xlb_ct_insert_hashed(struct xlb_ct *ct, struct xlb_flow *f, uint32_t orig_hash,
+				      struct xlb_ct_stats *st)
+{
 	struct xlb_ct_stats scratch;
 	struct cds_lfht_node *owner;
 	struct xlb_flow *winner;
@@ -482,7 +488,7 @@ struct xlb_flow *xlb_ct_insert(struct xlb_ct *ct, struct xlb_flow *f, struct xlb
 	f->use = 2;
 	__atomic_add_fetch(&ct->count, 1, __ATOMIC_RELAXED);
 
-	owner = add_node(ct, f, XLB_DIR_ORIG);
+	owner = add_node(ct, f, XLB_DIR_ORIG, orig_hash);
 	if (owner) {
 		uint64_t now = f->created;
 
@@ -502,7 +508,7 @@ struct xlb_flow *xlb_ct_insert(struct xlb_ct *ct, struct xlb_flow *f, struct xlb
 		return NULL;
 	}
 
-	owner = add_node(ct, f, XLB_DIR_REPLY);
+	owner = add_node(ct, f, XLB_DIR_REPLY, xlb_ct_hash(ct, &f->tuple[XLB_DIR_REPLY]));
 	if (owner) {
 		/* The reply tuple (after NAT) belongs to another connection.
 		 * f was visible for a moment: unpublish it the normal way. */

@@ -184,6 +184,15 @@ struct xlb_flow *xlb_ct_alloc(struct xlb_ct *ct, const struct xlb_tuple *orig,
 struct xlb_flow *xlb_ct_insert(struct xlb_ct *ct, struct xlb_flow *f, struct xlb_ct_stats *st);
 
 /*
+ * xlb_ct_insert() for a caller that already has xlb_ct_hash() of f's
+ * original tuple (it looked the tuple up first): saves hashing it again.
+ * orig_hash must be that hash; a wrong one files the node in the wrong
+ * bucket, where lookups never find it.
+ */
+struct xlb_flow *xlb_ct_insert_hashed(struct xlb_ct *ct, struct xlb_flow *f, uint32_t orig_hash,
+				      struct xlb_ct_stats *st);
+
+/*
  * Remove f from the table and free it after a grace period. Any RCU reader
  * may call it; when several race, exactly one gets true.
  */

@@ -70,7 +70,7 @@ static inline void nat_rewrite(struct xlb_pkt *p, const struct xlb_flow *f, enum
  * first) or NULL with *reason set. Cold next to the established path. */
 static __attribute__((noinline)) struct xlb_flow *
 create_flow(struct xlb_worker *w, const struct xlb_services *svcs, const struct xlb_pkt *p,
-	    uint64_t now, enum xlb_drop_reason *reason, bool *created,
+	    uint32_t hash, uint64_t now, enum xlb_drop_reason *reason, bool *created,
 	    const struct xlb_service **svc_out)
 {
 	struct xlb_ct *ct = w->dp->ct;
@@ -113,7 +113,8 @@ create_flow(struct xlb_worker *w, const struct xlb_services *svcs, const struct 
 	}
 	f->service_id = svc->id;
 	f->backend_id = be->slot;
-	won = xlb_ct_insert(ct, f, &w->ct_stats);
+	/* hash is p->tuple's, from the lookup that missed: no second SipHash. */
+	won = xlb_ct_insert_hashed(ct, f, hash, &w->ct_stats);
 	if (!won) {
 		*reason = XLB_DROP_CT_FULL;
 		return NULL;
@@ -313,6 +314,7 @@ static enum xlb_verdict handle_one(struct xlb_worker *w, struct xlb_buf *b,
 	struct xlb_flow *f;
 	enum xlb_dir dir;
 	struct xlb_pkt p;
+	uint32_t hash;
 	uint8_t mac[6];
 
 	pr = xlb_pkt_parse(&p, b->data, b->len);
@@ -335,7 +337,8 @@ static enum xlb_verdict handle_one(struct xlb_worker *w, struct xlb_buf *b,
 			return v;
 	}
 
-	f = xlb_ct_lookup(ct, &p.tuple, xlb_ct_hash(ct, &p.tuple), now, &dir);
+	hash = xlb_ct_hash(ct, &p.tuple);
+	f = xlb_ct_lookup(ct, &p.tuple, hash, now, &dir);
 	if (likely(f != NULL)) {
 		bool events = xlb_events_wanted();
 		uint32_t before = 0;
@@ -371,7 +374,7 @@ static enum xlb_verdict handle_one(struct xlb_worker *w, struct xlb_buf *b,
 				return v;
 		}
 
-		f = create_flow(w, svcs, &p, now, &reason, &created, &svc);
+		f = create_flow(w, svcs, &p, hash, now, &reason, &created, &svc);
 		if (!f) {
 			if (reason == XLB_DROP_NO_BACKEND)
 				return reject(w, b, svc, &p);

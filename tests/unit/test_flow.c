@@ -177,6 +177,43 @@ static void test_lookup_both_directions(void)
 	ct_free(ct);
 }
 
+/* The worker hashes a new tuple once, for the lookup that misses, and
+ * inserts with that hash: the flow must be found both ways as after
+ * xlb_ct_insert(), and a second insert of the same connection must still
+ * meet the first (same bucket) and adopt it. */
+static void test_insert_hashed(void)
+{
+	struct xlb_ct *ct = ct_new(1024);
+	struct xlb_ct_stats st = { 0 };
+	struct xlb_tuple orig, reply;
+	struct xlb_flow *f, *g;
+	enum xlb_dir dir = XLB_DIR_REPLY;
+	uint32_t h;
+
+	conn_tuples(&orig, &reply, IPPROTO_TCP, 7);
+	h = xlb_ct_hash(ct, &orig);
+	CU_ASSERT_PTR_NULL(xlb_ct_lookup(ct, &orig, h, T0, &dir));
+	f = xlb_ct_alloc(ct, &orig, &reply, T0);
+	CU_ASSERT_FATAL(f != NULL);
+	CU_ASSERT_PTR_EQUAL_FATAL(xlb_ct_insert_hashed(ct, f, h, &st), f);
+	CU_ASSERT_EQUAL(st.insert, 1);
+	CU_ASSERT_PTR_EQUAL(find(ct, &orig, T0, &dir), f);
+	CU_ASSERT_EQUAL(dir, XLB_DIR_ORIG);
+	CU_ASSERT_PTR_EQUAL(find(ct, &reply, T0, &dir), f);
+	CU_ASSERT_EQUAL(dir, XLB_DIR_REPLY);
+
+	g = xlb_ct_alloc(ct, &orig, &reply, T0);
+	CU_ASSERT_FATAL(g != NULL);
+	CU_ASSERT_PTR_EQUAL(xlb_ct_insert_hashed(ct, g, h, &st), f);
+	CU_ASSERT_EQUAL(st.clash_resolve, 1);
+	CU_ASSERT_EQUAL(xlb_ct_count(ct), 1);
+
+	CU_ASSERT_TRUE(xlb_ct_delete(ct, f));
+	CU_ASSERT_PTR_NULL(find(ct, &orig, T0, NULL));
+	CU_ASSERT_PTR_NULL(find(ct, &reply, T0, NULL));
+	ct_free(ct);
+}
+
 static void test_seed_is_random(void)
 {
 	struct xlb_ct *a = ct_new(16), *b = ct_new(16);
@@ -756,6 +793,7 @@ int main(void)
 		CU_TestFunc fn;
 	} tests[] = {
 		{ "lookup finds both directions", test_lookup_both_directions },
+		{ "insert with the lookup's hash", test_insert_hashed },
 		{ "hash seed is random", test_seed_is_random },
 		{ "expired and deleted entries never match", test_expired_never_matches },
 		{ "insert race: the loser adopts the winner", test_insert_race_loser_adopts_winner },
