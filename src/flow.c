@@ -119,25 +119,21 @@ static inline void sip_round(uint64_t *v0, uint64_t *v1, uint64_t *v2, uint64_t 
 	*v2 += *v1; *v1 = rotl64(*v1, 17); *v1 ^= *v2; *v2 = rotl64(*v2, 32);
 }
 
-/*
- * SipHash-1-3 (one round per word, three to finish, as the kernel's
- * hsiphash on 64-bit) keyed with a random seed: sources and ports are
- * chosen by whoever sends packets, so the bucket a tuple lands in must not
- * be predictable, or one sender could pile its flows into one chain.
- */
-uint32_t xlb_ct_hash(const struct xlb_ct *ct, const struct xlb_tuple *t)
+/* SipHash-1-3 over n words (one round per word, three to finish, as the
+ * kernel's hsiphash on 64-bit), keyed with the table's seed. The length
+ * goes into the last block, so inputs of different lengths never share a
+ * message. */
+static inline uint32_t siphash13(const struct xlb_ct *ct, const uint64_t *m, size_t n)
 {
-	uint64_t m[sizeof(*t) / 8];
 	uint64_t v0 = ct->seed[0] ^ 0x736f6d6570736575ull;
 	uint64_t v1 = ct->seed[1] ^ 0x646f72616e646f6dull;
 	uint64_t v2 = ct->seed[0] ^ 0x6c7967656e657261ull;
 	uint64_t v3 = ct->seed[1] ^ 0x7465646279746573ull;
-	uint64_t last = (uint64_t)sizeof(*t) << 56;
+	uint64_t last = (uint64_t)(n * 8) << 56;
 	uint64_t h;
 	size_t i;
 
-	memcpy(m, t, sizeof(m));
-	for (i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
+	for (i = 0; i < n; i++) {
 		v3 ^= m[i];
 		sip_round(&v0, &v1, &v2, &v3);
 		v0 ^= m[i];
@@ -151,6 +147,35 @@ uint32_t xlb_ct_hash(const struct xlb_ct *ct, const struct xlb_tuple *t)
 	sip_round(&v0, &v1, &v2, &v3);
 	h = v0 ^ v1 ^ v2 ^ v3;
 	return (uint32_t)(h ^ (h >> 32));
+}
+
+_Static_assert(offsetof(struct xlb_tuple, sport) == 32 && sizeof(struct xlb_tuple) == 40,
+	       "the last tuple word holds ports, proto, family and zone");
+
+/*
+ * SipHash-1-3 keyed with a random seed: sources and ports are chosen by
+ * whoever sends packets, so the bucket a tuple lands in must not be
+ * predictable, or one sender could pile its flows into one chain.
+ *
+ * A tuple whose two addresses are IPv4-mapped (all IPv4 traffic) is hashed
+ * as two words, both IPv4 addresses and the ports/proto/family/zone word,
+ * instead of five: the three words left out are the same constant for
+ * every such tuple, so the short message still determines the tuple (no
+ * collisions a sender could exploit that the long one would not have),
+ * the key is the same, and the length byte keeps short and long messages
+ * apart. Three SipHash rounds fewer on every packet.
+ */
+uint32_t xlb_ct_hash(const struct xlb_ct *ct, const struct xlb_tuple *t)
+{
+	uint64_t m[sizeof(*t) / 8];
+
+	if (xlb_addr_is_v4mapped(&t->src) && xlb_addr_is_v4mapped(&t->dst)) {
+		m[0] = (uint64_t)t->src.w[3] << 32 | t->dst.w[3];
+		memcpy(&m[1], &t->sport, 8);
+		return siphash13(ct, m, 2);
+	}
+	memcpy(m, t, sizeof(m));
+	return siphash13(ct, m, sizeof(m) / sizeof(m[0]));
 }
 
 /* --- match functions ---------------------------------------------------- */
