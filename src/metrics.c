@@ -197,6 +197,18 @@ static const struct {
 	{ "xlb_worker_held_packets_total",
 	  "Frames that waited for a neighbour (ARP/ND) to resolve.",
 	  offsetof(struct xlb_worker_stats, held) },
+	{ "xlb_worker_untracked_packets_total",
+	  "Packets of notrack services, forwarded without conntrack.",
+	  offsetof(struct xlb_worker_stats, untracked) },
+	{ "xlb_worker_related_packets_total",
+	  "ICMP errors about known connections, translated and forwarded.",
+	  offsetof(struct xlb_worker_stats, related) },
+	{ "xlb_worker_rejected_total",
+	  "New connections with no backend answered with a RST or port unreachable.",
+	  offsetof(struct xlb_worker_stats, rejected) },
+	{ "xlb_worker_reject_limited_total",
+	  "Rejects not sent because of the rate limit (1000/s per worker, burst 50).",
+	  offsetof(struct xlb_worker_stats, reject_limited) },
 };
 
 /* conntrack -S, the kernel's names. */

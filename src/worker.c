@@ -186,6 +186,31 @@ static enum xlb_verdict send_to(struct xlb_worker *w, struct xlb_buf *b, const s
 	}
 }
 
+/* Rejects per second per worker, and the burst allowed, as the kernel's
+ * net.ipv4.icmp_msgs_per_sec / icmp_msgs_burst defaults. */
+#define REJECT_PER_SEC 1000
+#define REJECT_BURST 50
+
+static bool reject_allowed(struct xlb_worker *w, uint64_t now)
+{
+	uint64_t elapsed;
+
+	if (now < w->reject_tokens_at)      /* callers fed from memory may go back in time */
+		w->reject_tokens_at = now;
+	elapsed = now - w->reject_tokens_at;
+	if (elapsed >= 1000000000ull / REJECT_PER_SEC) {
+		uint64_t add = elapsed * REJECT_PER_SEC / 1000000000ull;
+
+		w->reject_tokens = (uint32_t)(w->reject_tokens + add > REJECT_BURST ?
+					      REJECT_BURST : w->reject_tokens + add);
+		w->reject_tokens_at = now;
+	}
+	if (!w->reject_tokens)
+		return false;
+	w->reject_tokens--;
+	return true;
+}
+
 /*
  * No backend can take a new connection: with no_backend = reject, answer
  * as a closed port would (a TCP RST, an ICMP port unreachable), from the
@@ -193,7 +218,7 @@ static enum xlb_verdict send_to(struct xlb_worker *w, struct xlb_buf *b, const s
  */
 static __attribute__((noinline)) enum xlb_verdict reject(struct xlb_worker *w, struct xlb_buf *b,
 							 const struct xlb_service *svc,
-							 struct xlb_pkt *p)
+							 struct xlb_pkt *p, uint64_t now)
 {
 	uint32_t cap = b->cap > b->len ? b->cap : b->len;
 	int err;
@@ -201,6 +226,10 @@ static __attribute__((noinline)) enum xlb_verdict reject(struct xlb_worker *w, s
 	w->stats.drop[XLB_DROP_NO_BACKEND]++;
 	if (svc->no_backend != XLB_NOBACKEND_REJECT)
 		return XLB_VERDICT_DROP;
+	if (!reject_allowed(w, now)) {
+		w->stats.reject_limited++;
+		return XLB_VERDICT_DROP;
+	}
 	if (p->tuple.proto == IPPROTO_TCP)
 		err = xlb_tcp_make_rst(b->data, &b->len, p);
 	else
@@ -269,7 +298,7 @@ static bool notrack_client(const struct xlb_service *svc, const union xlb_addr *
 static __attribute__((noinline)) bool notrack_orig(struct xlb_worker *w,
 						   const struct xlb_services *svcs,
 						   struct xlb_buf *b, struct xlb_pkt *p,
-						   enum xlb_verdict *v)
+						   uint64_t now, enum xlb_verdict *v)
 {
 	const struct xlb_service *svc = xlb_services_find(svcs, &p->tuple);
 	uint32_t idx;
@@ -278,7 +307,7 @@ static __attribute__((noinline)) bool notrack_orig(struct xlb_worker *w,
 		return false;
 	idx = xlb_maglev_lookup(svc->maglev, xlb_flow_hash5(&p->tuple));
 	if (idx == XLB_MAGLEV_NONE) {
-		*v = reject(w, b, svc, p);
+		*v = reject(w, b, svc, p, now);
 		return true;
 	}
 	xlb_nat_set_dst(p, &svc->backends[idx].ep.addr, svc->backends[idx].ep.port);
@@ -333,7 +362,7 @@ static enum xlb_verdict handle_one(struct xlb_worker *w, struct xlb_buf *b,
 	if (unlikely(svcs && svcs->n_notrack)) {
 		enum xlb_verdict v;
 
-		if (notrack_orig(w, svcs, b, &p, &v))
+		if (notrack_orig(w, svcs, b, &p, now, &v))
 			return v;
 	}
 
@@ -377,7 +406,7 @@ static enum xlb_verdict handle_one(struct xlb_worker *w, struct xlb_buf *b,
 		f = create_flow(w, svcs, &p, hash, now, &reason, &created, &svc);
 		if (!f) {
 			if (reason == XLB_DROP_NO_BACKEND)
-				return reject(w, b, svc, &p);
+				return reject(w, b, svc, &p, now);
 			return drop(w, reason);
 		}
 		dir = XLB_DIR_ORIG;

@@ -47,6 +47,7 @@ struct xlb_worker_stats {
 	uint64_t untracked;      /* notrack services: forwarded without conntrack */
 	uint64_t rejected;       /* no backend: answered with RST / port unreachable */
 	uint64_t related;        /* ICMP errors about our flows, translated and sent on */
+	uint64_t reject_limited; /* would have been rejected, over the rate limit: dropped */
 	uint64_t drop[XLB_DROP_MAX];
 };
 
@@ -94,6 +95,12 @@ struct xlb_worker {
 	struct xlb_hold hold[XLB_HOLD_MAX];
 	uint32_t n_hold;
 	uint32_t hold_gen;
+
+	/* Token bucket for the RSTs and port unreachables the worker makes
+	 * (the kernel's icmp_msgs_per_sec): a VIP with no backend must not
+	 * become a packet amplifier. */
+	uint64_t reject_tokens_at;
+	uint32_t reject_tokens;
 
 	uint32_t id;
 	uint32_t queue;

@@ -442,6 +442,30 @@ static void test_reject(void)
 	CU_ASSERT(addr_is(&p.tuple.src, "198.18.0.102"));
 	CU_ASSERT(addr_is(&p.tuple.dst, "198.18.0.10"));
 	CU_ASSERT(w->stats.rejected >= 2);
+
+	/* A flood is answered only up to the rate limit (burst 50, then
+	 * 1000/s): the rest is dropped and counted, never amplified. */
+	{
+		uint64_t rejected = w->stats.rejected, limited = w->stats.reject_limited;
+		/* All at one instant, well after the last reject: the bucket is
+		 * full (50) and nothing refills it, whatever the machine's speed. */
+		uint64_t at = xlb_now_ns() + 10000000000ull;
+		unsigned tx = 0;
+
+		for (int i = 0; i < 200; i++) {
+			struct xlb_buf fb;
+
+			build(&f, AF_INET, "198.18.0.10", (uint16_t)(42000 + i), "198.18.0.102", 80,
+			      IPPROTO_TCP, XLB_TCP_SYN, "");
+			fb = (struct xlb_buf){ .data = f.b, .len = f.len, .cap = sizeof(f.b) };
+			rcu_quiescent_state();
+			xlb_worker_handle_burst(w, &fb, 1, at);
+			tx += fb.verdict == XLB_VERDICT_TX;
+		}
+		CU_ASSERT_EQUAL(tx, 50);
+		CU_ASSERT_EQUAL(w->stats.rejected - rejected, tx);
+		CU_ASSERT_EQUAL(w->stats.reject_limited - limited, 200 - tx);
+	}
 }
 
 static void test_notrack(void)
