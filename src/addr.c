@@ -5,6 +5,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdio.h>
 
 #include "xlb/tuple.h"
 
@@ -51,4 +52,14 @@ const char *xlb_addr_ntop(const union xlb_addr *a, uint8_t family, char *buf, si
 		errno = EAFNOSUPPORT;
 		return NULL;
 	}
+}
+
+const char *xlb_endpoint_ntop(const struct xlb_endpoint *ep, char *buf, size_t len)
+{
+	char a[XLB_ADDRSTRLEN];
+
+	if (!xlb_addr_ntop(&ep->addr, ep->family, a, sizeof(a)))
+		snprintf(a, sizeof(a), "?");
+	snprintf(buf, len, ep->family == AF_INET6 ? "[%s]:%u" : "%s:%u", a, ntohs(ep->port));
+	return buf;
 }

@@ -262,14 +262,6 @@ static int sum_flow(struct xlb_flow *f, void *arg)
 	return 0;
 }
 
-static void endpoint_str(char *buf, size_t len, const struct xlb_endpoint *ep)
-{
-	char a[XLB_ADDRSTRLEN];
-
-	xlb_addr_ntop(&ep->addr, ep->family, a, sizeof(a));
-	snprintf(buf, len, ep->family == AF_INET6 ? "[%s]:%u" : "%s:%u", a, ntohs(ep->port));
-}
-
 static int cmd_service(struct ctl_session *s, int argc, char **argv)
 {
 	const struct xlb_services *svcs;
@@ -306,7 +298,7 @@ static int cmd_service(struct ctl_session *s, int argc, char **argv)
 				flows += __atomic_load_n(&bs->active_flows, __ATOMIC_RELAXED);
 			}
 		}
-		endpoint_str(vip, sizeof(vip), &svc->vip);
+		xlb_endpoint_ntop(&svc->vip, vip, sizeof(vip));
 		ctl_out(s, "service %s %s %s scheduler=maglev table=%u backends=%u flows=%lld new/s=%.1f\n",
 			svc->name, svc->proto == IPPROTO_TCP ? "tcp" : "udp", vip,
 			svc->maglev_table_size, svc->n_backends, (long long)flows, rate);
@@ -316,7 +308,7 @@ static int cmd_service(struct ctl_session *s, int argc, char **argv)
 			uint64_t packets = 0, bytes = 0;
 			char ep[64];
 
-			endpoint_str(ep, sizeof(ep), &b->ep);
+			xlb_endpoint_ntop(&b->ep, ep, sizeof(ep));
 			if (bs) {
 				packets = sum[b->slot].packets +
 					  __atomic_load_n(&bs->closed_packets, __ATOMIC_RELAXED);

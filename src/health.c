@@ -218,13 +218,7 @@ static uint16_t check_port(const struct target *t)
 
 static const char *ep_str(const struct target *t, char *buf, size_t len)
 {
-	char a[XLB_ADDRSTRLEN];
-
-	if (!xlb_addr_ntop(&t->ep.addr, t->ep.family, a, sizeof(a)))
-		snprintf(a, sizeof(a), "?");
-	snprintf(buf, len, t->ep.family == AF_INET6 ? "[%s]:%u" : "%s:%u", a,
-		 ntohs(t->ep.port));
-	return buf;
+	return xlb_endpoint_ntop(&t->ep, buf, len);
 }
 
 static void conf_put(struct check_conf *c)

@@ -138,14 +138,6 @@ static const struct backend_family {
 	  false, backend_weight },
 };
 
-static void endpoint_str(char *buf, size_t len, const struct xlb_endpoint *ep)
-{
-	char a[XLB_ADDRSTRLEN];
-
-	xlb_addr_ntop(&ep->addr, ep->family, a, sizeof(a));
-	snprintf(buf, len, ep->family == AF_INET6 ? "[%s]:%u" : "%s:%u", a, ntohs(ep->port));
-}
-
 static void render_backends(const struct xlb_services *svcs, const struct flow_sum *sum,
 			    FILE *out)
 {
@@ -167,7 +159,7 @@ static void render_backends(const struct xlb_services *svcs, const struct flow_s
 
 				if (fam->needs_stats && !v.bs)
 					continue;
-				endpoint_str(ep, sizeof(ep), &b->ep);
+				xlb_endpoint_ntop(&b->ep, ep, sizeof(ep));
 				fprintf(out, "%s{service=\"", fam->name);
 				label_value(out, svc->name);
 				fprintf(out, "\",backend=\"%s\",protocol=\"%s\"} %llu\n", ep,

@@ -174,14 +174,6 @@ static bool same_queues(const struct xlb_global_conf *a, const struct xlb_global
 	       !memcmp(a->queues, b->queues, a->n_queues * sizeof(a->queues[0]));
 }
 
-static void endpoint_text(char *buf, size_t len, const struct xlb_endpoint *ep)
-{
-	char a[XLB_ADDRSTRLEN];
-
-	xlb_addr_ntop(&ep->addr, ep->family, a, sizeof(a));
-	snprintf(buf, len, ep->family == AF_INET6 ? "[%s]:%u" : "%s:%u", a, ntohs(ep->port));
-}
-
 static void end_flows(struct xlbd *d, const struct xlb_service *svc, const struct xlb_backend *b,
 		      const char *why)
 {
@@ -189,7 +181,7 @@ static void end_flows(struct xlbd *d, const struct xlb_service *svc, const struc
 	char ep[64];
 
 	xlb_purge_backend(d->purge, d->dp.ct, b->slot, svc->on_backend_down, &res);
-	endpoint_text(ep, sizeof(ep), &b->ep);
+	xlb_endpoint_ntop(&b->ep, ep, sizeof(ep));
 	xlb_info("service %s backend %s %s: %u flows deleted (%u reset), %u left to time out", svc->name,
 		 ep, why, res.deleted, res.reset, res.dead);
 }
@@ -283,7 +275,7 @@ static void set_health(struct xlbd *d, uint16_t slot, bool up, const char *why)
 		xlb_err("cannot apply a health change: %s", strerror(-err));
 		return;
 	}
-	endpoint_text(ep, sizeof(ep), &bs->ep);
+	xlb_endpoint_ntop(&bs->ep, ep, sizeof(ep));
 	xlb_info("service %s backend %s is %s (%s)", bs->service, ep, up ? "up" : "down", why);
 	publish(d, next);
 }

@@ -94,4 +94,10 @@ const char *xlb_addr_ntop(const union xlb_addr *a, uint8_t family, char *buf, si
 
 #define XLB_ADDRSTRLEN 46
 
+/* "198.18.2.2:8080" or "[2001:2::2]:8080" (port in host order), as the
+ * config and xlbctl write endpoints; "?" for an unknown family. Returns buf. */
+const char *xlb_endpoint_ntop(const struct xlb_endpoint *ep, char *buf, size_t len);
+
+#define XLB_ENDPOINTSTRLEN (XLB_ADDRSTRLEN + 8)
+
 #endif
