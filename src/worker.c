@@ -168,14 +168,19 @@ static __attribute__((noinline)) void passive_check(const struct xlb_flow *f,
 		__atomic_store_n(&bs->passive_fails, 0, __ATOMIC_RELAXED);
 }
 
-static enum xlb_verdict send_to(struct xlb_worker *w, struct xlb_buf *b, const struct xlb_pkt *p)
+static inline void set_macs(const struct xlb_worker *w, uint8_t *frame, const uint8_t mac[6])
 {
-	uint8_t mac[6];
+	memcpy(frame, mac, 6);
+	memcpy(frame + 6, w->dp->if_mac, 6);
+}
 
+/* The next hop's MAC for p's destination into mac: TX; or HOLD, with b
+ * remembering whose MAC it waits for; or a counted DROP. */
+static enum xlb_verdict nexthop(struct xlb_worker *w, struct xlb_buf *b, const struct xlb_pkt *p,
+				uint8_t mac[6])
+{
 	switch (xlb_route_nexthop(w->dp->route, &p->tuple.dst, p->tuple.family, mac)) {
 	case XLB_NH_OK:
-		memcpy(b->data, mac, 6);
-		memcpy(b->data + 6, w->dp->if_mac, 6);
 		return XLB_VERDICT_TX;
 	case XLB_NH_PENDING:
 		b->nh = p->tuple.dst;
@@ -184,6 +189,17 @@ static enum xlb_verdict send_to(struct xlb_worker *w, struct xlb_buf *b, const s
 	default:
 		return drop(w, XLB_DROP_UNREACHABLE);
 	}
+}
+
+/* Address the frame to p's next hop (packets without a flow to cache it). */
+static enum xlb_verdict send_to(struct xlb_worker *w, struct xlb_buf *b, const struct xlb_pkt *p)
+{
+	uint8_t mac[6];
+	enum xlb_verdict v = nexthop(w, b, p, mac);
+
+	if (v == XLB_VERDICT_TX)
+		set_macs(w, b->data, mac);
+	return v;
 }
 
 /* Rejects per second per worker, and the burst allowed, as the kernel's
@@ -429,21 +445,14 @@ static enum xlb_verdict handle_one(struct xlb_worker *w, struct xlb_buf *b,
 	if (likely(__atomic_load_n(&f->nh_gen[dir], __ATOMIC_ACQUIRE) == gen + 1)) {
 		memcpy(mac, f->nh_mac[dir], 6);
 	} else {
-		switch (xlb_route_nexthop(w->dp->route, &p.tuple.dst, p.tuple.family, mac)) {
-		case XLB_NH_OK:
-			memcpy(f->nh_mac[dir], mac, 6);
-			__atomic_store_n(&f->nh_gen[dir], gen + 1, __ATOMIC_RELEASE);
-			break;
-		case XLB_NH_PENDING:
-			b->nh = p.tuple.dst;
-			b->family = p.tuple.family;
-			return XLB_VERDICT_HOLD;
-		default:
-			return drop(w, XLB_DROP_UNREACHABLE);
-		}
+		enum xlb_verdict v = nexthop(w, b, &p, mac);
+
+		if (v != XLB_VERDICT_TX)
+			return v;
+		memcpy(f->nh_mac[dir], mac, 6);
+		__atomic_store_n(&f->nh_gen[dir], gen + 1, __ATOMIC_RELEASE);
 	}
-	memcpy(b->data, mac, 6);
-	memcpy(b->data + 6, w->dp->if_mac, 6);
+	set_macs(w, b->data, mac);
 	return XLB_VERDICT_TX;
 }
 
@@ -517,8 +526,7 @@ static void release_held(struct xlb_worker *w, uint64_t now)
 
 		r = xlb_route_nexthop(w->dp->route, &h->nh, h->family, mac);
 		if (r == XLB_NH_OK) {
-			memcpy(data, mac, 6);
-			memcpy(data + 6, w->dp->if_mac, 6);
+			set_macs(w, data, mac);
 			if (tx_one(w, h->addr, h->len)) {
 				sent = true;
 			} else {
