@@ -13,6 +13,7 @@
 #include <CUnit/Basic.h>
 
 #include "flow.h"
+#include "unit.h"
 #include "flow_internal.h"   /* only to park the collector's cursor on a known flow */
 
 #define SEC 1000000000ull
@@ -788,10 +789,7 @@ static void test_icmp_and_generic(void)
 
 int main(void)
 {
-	static const struct {
-		const char *name;
-		CU_TestFunc fn;
-	} tests[] = {
+	static const struct unit_test tests[] = {
 		{ "lookup finds both directions", test_lookup_both_directions },
 		{ "insert with the lookup's hash", test_insert_hashed },
 		{ "hash seed is random", test_seed_is_random },
@@ -807,29 +805,10 @@ int main(void)
 		{ "UDP replies, streams, timeouts", test_udp },
 		{ "ICMP echo and generic", test_icmp_and_generic },
 	};
-	CU_pSuite suite;
-	unsigned failures;
-	size_t i;
+	int status;
 
 	rcu_register_thread();
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	suite = CU_add_suite("flow", NULL, NULL);
-	if (!suite)
-		goto err;
-	for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
-		if (!CU_add_test(suite, tests[i].name, tests[i].fn))
-			goto err;
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	if (CU_basic_run_tests() != CUE_SUCCESS)
-		goto err;
-	failures = CU_get_number_of_failures();
-	CU_cleanup_registry();
+	status = UNIT_RUN("flow", NULL, NULL, tests);
 	rcu_unregister_thread();
-	return failures != 0;
-err:
-	fprintf(stderr, "CUnit: %s\n", CU_get_error_msg());
-	CU_cleanup_registry();
-	rcu_unregister_thread();
-	return 1;
+	return status;
 }

@@ -26,6 +26,7 @@
 #include "flow.h"
 #include "icmp.h"
 #include "packet.h"
+#include "unit.h"
 
 #define SEC 1000000000ull
 #define T0 (1000 * SEC)
@@ -1188,10 +1189,7 @@ static void test_make_rst_refuses(void)
 
 int main(void)
 {
-	static const struct {
-		const char *name;
-		CU_TestFunc fn;
-	} tests[] = {
+	static const struct unit_test tests[] = {
 		{ "RELATED errors translated byte for byte", test_related_table },
 		{ "TCP quoted short of its whole header", test_tcp_quote_short_of_header },
 		{ "errors about unknown connections", test_unknown_connection },
@@ -1207,32 +1205,10 @@ int main(void)
 		{ "RST generator", test_make_rst },
 		{ "RST refusals", test_make_rst_refuses },
 	};
-	CU_pSuite suite;
-	unsigned failures;
-	size_t i;
+	int status;
 
 	rcu_register_thread();
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	suite = CU_add_suite("icmp", suite_init, suite_clean);
-	if (!suite)
-		goto err;
-	for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
-		if (!CU_add_test(suite, tests[i].name, tests[i].fn))
-			goto err;
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	if (CU_basic_run_tests() != CUE_SUCCESS)
-		goto err;
-	failures = CU_get_number_of_failures();
-	/* A suite whose init failed runs nothing and counts no failure. */
-	if (CU_get_run_summary()->nSuitesFailed)
-		failures++;
-	CU_cleanup_registry();
+	status = UNIT_RUN("icmp", suite_init, suite_clean, tests);
 	rcu_unregister_thread();
-	return failures != 0;
-err:
-	fprintf(stderr, "CUnit: %s\n", CU_get_error_msg());
-	CU_cleanup_registry();
-	rcu_unregister_thread();
-	return 1;
+	return status;
 }

@@ -16,6 +16,7 @@
 #include <CUnit/CUnit.h>
 
 #include "maglev.h"
+#include "unit.h"
 
 #define M XLB_MAGLEV_DEFAULT_SIZE
 #define MAX_N 1024
@@ -519,10 +520,7 @@ static void test_lookup_stable(void)
 
 int main(void)
 {
-	static const struct {
-		const char *name;
-		CU_TestFunc fn;
-	} tests[] = {
+	static const struct unit_test tests[] = {
 		{ "is_prime", test_is_prime },
 		{ "invalid sizes", test_invalid_sizes },
 		{ "valid small sizes", test_valid_small_sizes },
@@ -536,26 +534,5 @@ int main(void)
 		{ "endpoint identity, IPv4 and IPv6", test_identity },
 		{ "lookups are stable", test_lookup_stable },
 	};
-	CU_pSuite suite;
-	unsigned int failures;
-
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	suite = CU_add_suite("maglev", NULL, NULL);
-	if (!suite)
-		goto err;
-	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
-		if (!CU_add_test(suite, tests[i].name, tests[i].fn))
-			goto err;
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	if (CU_basic_run_tests() != CUE_SUCCESS)
-		goto err;
-	failures = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failures ? 1 : 0;
-
-err:
-	fprintf(stderr, "CUnit: %s\n", CU_get_error_msg());
-	CU_cleanup_registry();
-	return 1;
+	return UNIT_RUN("maglev", NULL, NULL, tests);
 }

@@ -23,6 +23,7 @@
 
 #include "flow.h"
 #include "packet.h"
+#include "unit.h"
 
 #define SEC 1000000000ull
 #define T0 (1000 * SEC)
@@ -1142,10 +1143,7 @@ static void test_both_directions_concurrently(void)
 
 int main(void)
 {
-	static const struct {
-		const char *name;
-		CU_TestFunc fn;
-	} tests[] = {
+	static const struct unit_test tests[] = {
 		{ "state table: every state x segment x direction", test_state_table },
 		{ "scenarios", test_scenarios },
 		{ "invalid flag combinations; who may create", test_invalid_flags },
@@ -1160,29 +1158,10 @@ int main(void)
 		{ "state names", test_state_names },
 		{ "both directions concurrently", test_both_directions_concurrently },
 	};
-	CU_pSuite suite;
-	unsigned failures;
-	size_t i;
+	int status;
 
 	rcu_register_thread();
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	suite = CU_add_suite("tcp", NULL, NULL);
-	if (!suite)
-		goto err;
-	for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
-		if (!CU_add_test(suite, tests[i].name, tests[i].fn))
-			goto err;
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	if (CU_basic_run_tests() != CUE_SUCCESS)
-		goto err;
-	failures = CU_get_number_of_failures();
-	CU_cleanup_registry();
+	status = UNIT_RUN("tcp", NULL, NULL, tests);
 	rcu_unregister_thread();
-	return failures != 0;
-err:
-	fprintf(stderr, "CUnit: %s\n", CU_get_error_msg());
-	CU_cleanup_registry();
-	rcu_unregister_thread();
-	return 1;
+	return status;
 }
