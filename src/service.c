@@ -232,6 +232,7 @@ struct xlb_services *xlb_services_build(const struct xlb_config *cfg)
 		svc->no_backend = c->no_backend;
 		svc->drain_timeout = c->drain_timeout;
 		svc->health_passive = c->health_passive;
+		svc->health_interval_ms = c->health_interval_ms;
 		svc->drain_fallback = c->drain_fallback;
 		svc->notrack = c->notrack;
 		svc->n_notrack_clients = c->n_notrack_clients;

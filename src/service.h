@@ -87,6 +87,7 @@ struct xlb_service {
 	enum xlb_no_backend_action no_backend;
 	uint32_t drain_timeout;       /* seconds */
 	uint32_t health_passive;
+	uint32_t health_interval_ms;
 	bool drain_fallback;
 	bool notrack;
 	uint32_t n_notrack_clients;   /* 0: every client bypasses conntrack */

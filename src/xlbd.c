@@ -338,7 +338,6 @@ static void check_passive(struct xlbd *d)
 
 	for (uint32_t i = 0; i < s->n; i++) {
 		const struct xlb_service *svc = &s->svc[i];
-		const struct xlb_service_conf *c = i < d->cfg->n_services ? &d->cfg->services[i] : NULL;
 
 		for (uint32_t j = 0; j < svc->n_backends; j++) {
 			const struct xlb_backend *b = &svc->backends[j];
@@ -358,8 +357,8 @@ static void check_passive(struct xlbd *d)
 			/* Active checks bring it back after health_rise passes;
 			 * without them, a hold-down of ten intervals. */
 			if (xlb_health_set_down(d->health, svc->name, &b->ep,
-						"answered new connections with RST") && c)
-				bs->revive_at = now + 10ull * c->health_interval_ms * 1000000ull;
+						"answered new connections with RST"))
+				bs->revive_at = now + 10ull * svc->health_interval_ms * 1000000ull;
 			set_health(d, b->slot, false, "answered new connections with RST");
 			s = d->dp.services;
 		}
