@@ -100,4 +100,29 @@ const char *xlb_endpoint_ntop(const struct xlb_endpoint *ep, char *buf, size_t l
 
 #define XLB_ENDPOINTSTRLEN (XLB_ADDRSTRLEN + 8)
 
+/* Flags for xlb_endpoint_pton(): what a caller accepts beyond ADDR:PORT. */
+#define XLB_EP_PORT_OPTIONAL 0x1u   /* "ADDR" or "[IPV6]" alone, port 0 */
+#define XLB_EP_BARE_IPV6     0x2u   /* "2001:2::2" unbracketed: no port, so with the above */
+
+/* Room for any reason xlb_endpoint_pton() gives. */
+#define XLB_EP_WHYLEN 64
+
+/*
+ * The one parser of endpoints as users type them: "198.18.2.2:8080" or
+ * "[2001:2::2]:8080", the port decimal digits 1-65535. IPv6 needs the
+ * brackets (so "ADDR:PORT" is never ambiguous), IPv4 may not have them.
+ * flags (XLB_EP_*) widen that; a ':' with nothing after it is always an
+ * error. On success *ep holds the address, family and port (network order;
+ * 0 when none was given).
+ *
+ * Returns 0; -EINVAL for bad syntax or a bad address, -ERANGE for a port
+ * out of 1-65535. On error, when why is not NULL, writes a short reason
+ * that quotes at most the port (e.g. `bad port "0"', "IPv6 addresses need
+ * brackets: [ADDR]:PORT") for the caller to word into its own message
+ * beside the input; *ep is then unspecified. Address policy (unicast,
+ * multicast) is the caller's.
+ */
+int xlb_endpoint_pton(const char *s, unsigned int flags, struct xlb_endpoint *ep,
+		      char *why, size_t whylen);
+
 #endif
