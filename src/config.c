@@ -426,46 +426,14 @@ static int parse_queues(struct ctx *c, const char *val, struct xlb_global_conf *
  * is a legitimate choice for a scrape target. */
 static int parse_metrics(struct ctx *c, const char *val, struct xlb_global_conf *g)
 {
-	char buf[INET6_ADDRSTRLEN + 16];
-	char *addr = buf, *port;
-	uint64_t v;
+	char why[XLB_EP_WHYLEN];
 
-	if (strlen(val) >= sizeof(buf))
-		return fail(c, "metrics", val, "too long (expected %s)", METRICS_ACCEPTED);
-	strcpy(buf, val);
-	if (buf[0] == '[') {
-		char *close = strchr(buf, ']');
-
-		if (!close || close[1] != ':')
-			return fail(c, "metrics", val, "bad endpoint (expected %s)",
-				    METRICS_ACCEPTED);
-		*close = '\0';
-		addr = buf + 1;
-		port = close + 2;
-		if (xlb_addr_pton(addr, &g->metrics.addr, &g->metrics.family) ||
-		    g->metrics.family != AF_INET6)
-			return fail(c, "metrics", val, "not an IPv6 address in brackets "
-				    "(expected %s)", METRICS_ACCEPTED);
-	} else {
-		port = strrchr(buf, ':');
-		if (!port)
-			return fail(c, "metrics", val, "no port (expected %s)", METRICS_ACCEPTED);
-		*port++ = '\0';
-		if (strchr(buf, ':'))
-			return fail(c, "metrics", val, "IPv6 addresses need brackets: "
-				    "[ADDR]:PORT (expected %s)", METRICS_ACCEPTED);
-		if (xlb_addr_pton(addr, &g->metrics.addr, &g->metrics.family))
-			return fail(c, "metrics", val, "not an IPv4 address (expected %s)",
-				    METRICS_ACCEPTED);
-	}
-	if (parse_u64(port, &v) || v < 1 || v > 65535)
-		return fail(c, "metrics", val, "bad port \"%s\" (expected %s)", port,
-			    METRICS_ACCEPTED);
+	if (xlb_endpoint_pton(val, 0, &g->metrics, why, sizeof(why)))
+		return fail(c, "metrics", val, "%s (expected %s)", why, METRICS_ACCEPTED);
 	if (g->metrics.family == AF_INET ? (ntohl(xlb_addr_v4(&g->metrics.addr)) >> 28) == 0xe
 					 : g->metrics.addr.b[0] == 0xff)
 		return fail(c, "metrics", val, "a multicast address (expected %s)",
 			    METRICS_ACCEPTED);
-	g->metrics.port = htons((uint16_t)v);
 	g->metrics_enabled = true;
 	return 0;
 }
@@ -611,66 +579,32 @@ static int parse_mac(const char *s, uint8_t mac[6])
 	return 0;
 }
 
-#define BACKEND_ACCEPTED "ADDR[:PORT] or [IPV6][:PORT], then optional weight=0-65535 " \
-	"and mac=aa:bb:cc:dd:ee:ff"
+#define BACKEND_ACCEPTED "ADDR[:PORT] or [IPV6][:PORT] with a port 1-65535, then " \
+	"optional weight=0-65535 and mac=aa:bb:cc:dd:ee:ff"
 
 /* One backends entry: "ADDR[:PORT]" or "[IPV6][:PORT]", then options. */
 static int parse_backend(struct ctx *c, char *entry, const struct xlb_service_conf *svc,
 			 struct xlb_backend_conf *b)
 {
-	char shown[INI_LINE_MAX + 1];
-	char *save = NULL, *ep, *addr, *port = NULL, *opt;
+	char shown[INI_LINE_MAX + 1], why[XLB_EP_WHYLEN];
+	char *save = NULL, *ep, *opt;
 	bool seen_weight = false;
 	uint64_t v;
 
 	/* strtok_r cuts the entry apart; keep it whole for messages. */
 	snprintf(shown, sizeof(shown), "%s", entry);
 	ep = strtok_r(entry, " \t", &save);
-	addr = ep;
 
 	memset(b, 0, sizeof(*b));
 	b->weight = 1;
-	if (*ep == '[') {
-		char *close = strchr(ep, ']');
-
-		if (!close || (close[1] && close[1] != ':'))
-			return fail(c, "backends", shown, "bad endpoint (expected %s)",
-				    BACKEND_ACCEPTED);
-		*close = '\0';
-		addr = ep + 1;
-		if (close[1] == ':')
-			port = close + 2;
-		if (xlb_addr_pton(addr, &b->ep.addr, &b->ep.family) ||
-		    b->ep.family != AF_INET6)
-			return fail(c, "backends", shown,
-				    "not an IPv6 address in brackets (expected %s)",
-				    BACKEND_ACCEPTED);
-	} else {
-		char *colon = strchr(ep, ':');
-
-		if (colon && strchr(colon + 1, ':'))
-			return fail(c, "backends", shown,
-				    "IPv6 backends need brackets: [ADDR]:PORT (expected %s)",
-				    BACKEND_ACCEPTED);
-		if (colon) {
-			*colon = '\0';
-			port = colon + 1;
-		}
-		if (xlb_addr_pton(addr, &b->ep.addr, &b->ep.family))
-			return fail(c, "backends", shown, "not an IPv4 address (expected %s)",
-				    BACKEND_ACCEPTED);
-	}
+	if (xlb_endpoint_pton(ep, XLB_EP_PORT_OPTIONAL, &b->ep, why, sizeof(why)))
+		return fail(c, "backends", shown, "%s (expected %s)", why, BACKEND_ACCEPTED);
 	if (!is_unicast(&b->ep.addr, b->ep.family))
 		return fail(c, "backends", shown, "not a unicast address (expected %s)",
 			    BACKEND_ACCEPTED);
-	if (port) {
-		if (parse_u64(port, &v) || v < 1 || v > 65535)
-			return fail(c, "backends", shown, "bad port \"%s\" (expected 1-65535)",
-				    port);
-		b->ep.port = htons((uint16_t)v);
-	} else {
+	/* No port: the service's own, as LVS does for a real server. */
+	if (!b->ep.port)
 		b->ep.port = svc->vip.port;
-	}
 
 	while ((opt = strtok_r(NULL, " \t", &save))) {
 		if (!strncasecmp(opt, "weight=", 7)) {

@@ -440,7 +440,7 @@ int xlb_ctfmt_flow(char *buf, size_t len, const struct xlb_flow *f, uint64_t now
 
 	snapshot(&r, f, now);
 	r.id = id;
-	list.use = __atomic_load_n(&f->use, __ATOMIC_RELAXED);
+	list.use = xlb_flow_use(f);
 	list.has_age = created && created <= now;
 	list.age = list.has_age ? (now - created) / NS_PER_SEC : 0;
 	list.has_start = f->start != 0;
@@ -806,52 +806,20 @@ static int parse_zone(struct xlb_ctfilter *flt, const char *name, const char *va
 	return 0;
 }
 
-/* ADDR, ADDR:PORT, IPv6 bare or [ADDR6] / [ADDR6]:PORT. */
+/* ADDR, ADDR:PORT, IPv6 bare or [ADDR6] / [ADDR6]:PORT; no port matches
+ * every port. */
 static int parse_backend(struct xlb_ctfilter *flt, const char *name, const char *val,
 			 char *err, size_t errlen)
 {
-	char text[INET6_ADDRSTRLEN + 8];
-	const char *addr = val, *port = NULL;
-	size_t n;
-	unsigned long long p = 0;
+	char why[XLB_EP_WHYLEN];
 
-	if (val[0] == '[') {
-		const char *close = strchr(val, ']');
-
-		if (!close || (close[1] && close[1] != ':'))
-			goto bad;
-		addr = val + 1;
-		n = (size_t)(close - addr);
-		if (close[1] == ':')
-			port = close + 2;
-	} else {
-		const char *colon = strchr(val, ':');
-
-		/* One colon: IPv4 with a port; more: a bare IPv6 address. */
-		if (colon && !strchr(colon + 1, ':')) {
-			n = (size_t)(colon - val);
-			port = colon + 1;
-		} else {
-			n = strlen(val);
-		}
+	if (xlb_endpoint_pton(val, XLB_EP_PORT_OPTIONAL | XLB_EP_BARE_IPV6, &flt->backend,
+			      why, sizeof(why))) {
+		errf(err, errlen, "%s: bad backend `%s': %s (ADDR, ADDR:PORT or [IPV6]:PORT)",
+		     name, val, why);
+		return -EINVAL;
 	}
-	if (n >= sizeof(text))
-		goto bad;
-	memcpy(text, addr, n);
-	text[n] = '\0';
-	if (xlb_addr_pton(text, &flt->backend.addr, &flt->backend.family))
-		goto bad;
-	if (val[0] == '[' && flt->backend.family != AF_INET6)
-		goto bad;
-	if (port && !parse_num(port, 10, 65535, &p))
-		goto bad;
-	if (port && p == 0)
-		goto bad;
-	flt->backend.port = htons((uint16_t)p);
 	return set_family(flt, flt->backend.family, name, val, err, errlen);
-bad:
-	errf(err, errlen, "%s: bad backend `%s' (ADDR, ADDR:PORT or [IPV6]:PORT)", name, val);
-	return -EINVAL;
 }
 
 static int parse_status(struct xlb_ctfilter *flt, const char *name, const char *val,

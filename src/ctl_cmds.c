@@ -332,43 +332,6 @@ static int cmd_service(struct ctl_session *s, int argc, char **argv)
 	return 0;
 }
 
-static int parse_endpoint(const char *text, struct xlb_endpoint *ep)
-{
-	char buf[128];
-	const char *port;
-	char *end;
-	unsigned long p;
-
-	if (strlen(text) >= sizeof(buf))
-		return -EINVAL;
-	strcpy(buf, text);
-	if (buf[0] == '[') {
-		char *close = strchr(buf, ']');
-
-		if (!close || close[1] != ':')
-			return -EINVAL;
-		*close = '\0';
-		port = close + 2;
-		if (xlb_addr_pton(buf + 1, &ep->addr, &ep->family) || ep->family != AF_INET6)
-			return -EINVAL;
-	} else {
-		char *colon = strrchr(buf, ':');
-
-		if (!colon)
-			return -EINVAL;
-		*colon = '\0';
-		port = colon + 1;
-		if (xlb_addr_pton(buf, &ep->addr, &ep->family) || ep->family != AF_INET)
-			return -EINVAL;
-	}
-	errno = 0;
-	p = strtoul(port, &end, 10);
-	if (errno || *end || !*port || p < 1 || p > 65535)
-		return -EINVAL;
-	ep->port = htons((uint16_t)p);
-	return 0;
-}
-
 static int cmd_backend(struct ctl_session *s, int argc, char **argv)
 {
 	static const char usage[] =
@@ -377,6 +340,7 @@ static int cmd_backend(struct ctl_session *s, int argc, char **argv)
 	struct xlb_services *next;
 	enum xlb_backend_admin admin;
 	struct xlb_endpoint ep;
+	char why[XLB_EP_WHYLEN];
 	uint32_t weight, si, bi;
 	int status = 1;
 
@@ -384,9 +348,9 @@ static int cmd_backend(struct ctl_session *s, int argc, char **argv)
 		ctl_err(s, usage);
 		return 1;
 	}
-	if (parse_endpoint(argv[2], &ep)) {
-		ctl_err(s, "xlbctl: backend: bad backend `%s' (expected ADDR:PORT or [ADDR6]:PORT)\n",
-			argv[2]);
+	if (xlb_endpoint_pton(argv[2], 0, &ep, why, sizeof(why))) {
+		ctl_err(s, "xlbctl: backend: bad backend `%s': %s (expected ADDR:PORT or "
+			"[ADDR6]:PORT)\n", argv[2], why);
 		return 1;
 	}
 	pthread_mutex_lock(s->ctx->lock);
