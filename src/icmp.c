@@ -279,90 +279,17 @@ static bool maps(uint8_t proto, const union xlb_addr *a, uint16_t aport,
 
 /*
  * Set the quoted packet's source (src) or destination to addr/port, as
- * nf_nat_ipv4/6_manip_pkt() on the quote: the quoted IPv4 header checksum
- * follows; the port is written even when the quote stops before the L4
- * checksum; the L4 checksum follows the pseudo-header and the port when
- * the quote holds it (TCP: the whole 20-byte header; UDP: unless 0;
- * ICMPv6 echo: its pseudo-header). ICMPv4 and generic: the IP header only.
+ * nf_nat_ipv4/6_manip_pkt() on the quote: nat.c's rewrite, told that the
+ * datagram is a quote so that a checksum the quote cuts off is left alone.
  */
 static void quote_set(struct quote *q, bool src, const union xlb_addr *addr, uint16_t port)
 {
-	uint8_t *ip = q->ip, *l4 = q->l4;
-	uint32_t old6[4], new6[4], old4 = 0, new4 = 0;
-	unsigned int port_off = src ? 0 : 2;
-	uint16_t csum, oldport;
-	bool v4 = q->tuple.family == AF_INET;
-
-	if (v4) {
-		uint8_t *a = ip + (src ? IPV4_SADDR_OFF : IPV4_DADDR_OFF);
-
-		old4 = rd32(a);
-		new4 = xlb_addr_v4(addr);
-		wr16(ip + IPV4_CSUM_OFF, xlb_csum_replace32(rd16(ip + IPV4_CSUM_OFF), old4, new4));
-		wr32(a, new4);
-	} else {
-		uint8_t *a = ip + (src ? IPV6_SADDR_OFF : IPV6_DADDR_OFF);
-
-		memcpy(old6, a, 16);
-		memcpy(new6, addr->b, 16);
-		memcpy(a, addr->b, 16);
-	}
+	xlb_nat_rewrite(q->ip, q->l4, q->l4_avail, q->tuple.family, q->tuple.proto,
+			XLB_NAT_QUOTED | (src ? 0 : XLB_NAT_DST), addr, port);
 	if (src)
 		q->tuple.src = *addr;
 	else
 		q->tuple.dst = *addr;
-
-	switch (q->tuple.proto) {
-	case IPPROTO_TCP:
-	case IPPROTO_UDP:
-		oldport = rd16(l4 + port_off);
-		wr16(l4 + port_off, port);
-		if (q->tuple.proto == IPPROTO_TCP) {
-			if (q->l4_avail < TCP_HLEN)
-				return;
-			csum = rd16(l4 + TCP_CSUM_OFF);
-		} else {
-			csum = rd16(l4 + UDP_CSUM_OFF);
-			if (csum == 0)
-				return;
-		}
-		csum = v4 ? xlb_csum_replace32(csum, old4, new4)
-			  : xlb_csum_replace128(csum, old6, new6);
-		csum = xlb_csum_replace16(csum, oldport, port);
-		if (q->tuple.proto == IPPROTO_TCP) {
-			wr16(l4 + TCP_CSUM_OFF, csum);
-		} else {
-			/* A computed 0 is sent as 0xffff (RFC 768). */
-			wr16(l4 + UDP_CSUM_OFF, csum ? csum : 0xffff);
-		}
-		return;
-	case IPPROTO_ICMPV6:
-		csum = xlb_csum_replace128(rd16(l4 + ICMP_CSUM_OFF), old6, new6);
-		wr16(l4 + ICMP_CSUM_OFF, csum);
-		return;
-	default:
-		return;
-	}
-}
-
-/* Set the error's own source or destination address. */
-static void outer_set(struct xlb_pkt *p, bool src, const union xlb_addr *addr)
-{
-	uint8_t *ip = p->data + p->l3_off;
-
-	if (p->tuple.family == AF_INET) {
-		uint8_t *a = ip + (src ? IPV4_SADDR_OFF : IPV4_DADDR_OFF);
-		uint32_t n = xlb_addr_v4(addr);
-
-		wr16(ip + IPV4_CSUM_OFF, xlb_csum_replace32(rd16(ip + IPV4_CSUM_OFF), rd32(a), n));
-		wr32(a, n);
-	} else {
-		memcpy(ip + (src ? IPV6_SADDR_OFF : IPV6_DADDR_OFF), addr->b, 16);
-	}
-	if (src)
-		p->tuple.src = *addr;
-	else
-		p->tuple.dst = *addr;
 }
 
 static uint32_t icmp_pseudo(const struct xlb_pkt *p)
@@ -391,13 +318,15 @@ static void translate(struct xlb_pkt *p, struct quote *q, const struct xlb_flow 
 
 	if (maps(proto, &cur->dst, cur->dport, &other->src, other->sport)) {
 		quote_set(q, true, &other->src, other->sport);
-		outer_set(p, false, &other->src);
+		xlb_nat_set_dst(p, &other->src, 0);
 	}
 	if (maps(proto, &cur->src, cur->sport, &other->dst, other->dport)) {
 		quote_set(q, false, &other->dst, other->dport);
-		outer_set(p, true, &other->dst);
+		xlb_nat_set_src(p, &other->dst, 0);
 	}
-	/* The message was verified before, so a full recomputation does not
+	/* The outer rewrites above adjusted an ICMPv6 checksum for the
+	 * pseudo-header only; the quote changed too, so it is recomputed.
+	 * The message was verified before, so a full recomputation does not
 	 * launder a corrupted one. */
 	wr16(icmp + ICMP_CSUM_OFF, csum_compute(icmp, p->l4_len, ICMP_CSUM_OFF, icmp_pseudo(p)));
 }

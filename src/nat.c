@@ -25,7 +25,9 @@
 #define IPV4_DADDR_OFF  16
 #define IPV6_SADDR_OFF  8
 #define IPV6_DADDR_OFF  24
+#define TCP_HLEN        20
 #define TCP_CSUM_OFF    16
+#define UDP_HLEN        8
 #define UDP_LEN_OFF     4
 #define UDP_CSUM_OFF    6
 #define ICMP_CSUM_OFF   2
@@ -78,41 +80,39 @@ uint16_t xlb_csum_replace128(uint16_t csum, const uint32_t old[4], const uint32_
 }
 
 /*
- * The one rewrite behind both directions. `dst` picks the destination
- * (DNAT) or the source fields. The pseudo-header change and the port
- * change are summed first and folded into the L4 checksum once.
+ * The one rewrite behind xlb_nat_set_dst/src and xlb_nat_rewrite. The
+ * pseudo-header change and the port change are summed first and folded
+ * into the L4 checksum once. Inlined so that the per-packet callers, with
+ * their flags constant, keep the straight-line code they had before the
+ * ICMP quote shared it.
  */
-static void rewrite(struct xlb_pkt *p, bool dst, const union xlb_addr *addr, uint16_t port)
+static inline __attribute__((always_inline)) void
+rewrite(uint8_t *ip, uint8_t *l4, uint32_t l4_len, uint8_t family, uint8_t proto,
+	unsigned int flags, const union xlb_addr *addr, uint16_t port)
 {
-	uint8_t *ip = p->data + p->l3_off;
-	uint8_t *l4 = p->data + p->l4_off;
+	bool dst = flags & XLB_NAT_DST;
 	uint32_t diff = 0;
 	unsigned int csum_off;
 	uint16_t csum;
 	bool udp = false;
 	int i;
 
-	if (p->tuple.family == AF_INET) {
+	if (family == AF_INET) {
 		uint8_t *a = ip + (dst ? IPV4_DADDR_OFF : IPV4_SADDR_OFF);
 		uint32_t old = rd32(a), new_ = xlb_addr_v4(addr);
 
 		diff = diff32(0, old, new_);
 		wr16(ip + IPV4_CSUM_OFF, csum_apply(rd16(ip + IPV4_CSUM_OFF), diff));
 		wr32(a, new_);
-		xlb_addr_from_v4(dst ? &p->tuple.dst : &p->tuple.src, new_);
 	} else {
 		uint8_t *a = ip + (dst ? IPV6_DADDR_OFF : IPV6_SADDR_OFF);
 
 		for (i = 0; i < 8; i++)
 			diff = diff16(diff, rd16(a + 2 * i), addr->h[i]);
 		memcpy(a, addr->b, 16);
-		if (dst)
-			p->tuple.dst = *addr;
-		else
-			p->tuple.src = *addr;
 	}
 
-	switch (p->tuple.proto) {
+	switch (proto) {
 	case IPPROTO_TCP:
 		csum_off = TCP_CSUM_OFF;
 		break;
@@ -123,7 +123,7 @@ static void rewrite(struct xlb_pkt *p, bool dst, const union xlb_addr *addr, uin
 	case IPPROTO_ICMPV6:
 		/* ICMPv6 covers the pseudo-header; ICMPv4 does not, and
 		 * neither has ports. */
-		if (p->tuple.family != AF_INET6)
+		if (family != AF_INET6)
 			return;
 		wr16(l4 + ICMP_CSUM_OFF, csum_apply(rd16(l4 + ICMP_CSUM_OFF), diff));
 		return;
@@ -135,11 +135,14 @@ static void rewrite(struct xlb_pkt *p, bool dst, const union xlb_addr *addr, uin
 	/* TCP and UDP both keep sport at 0 and dport at 2. */
 	diff = diff16(diff, rd16(l4 + (dst ? 2 : 0)), port);
 	wr16(l4 + (dst ? 2 : 0), port);
-	if (dst)
-		p->tuple.dport = port;
-	else
-		p->tuple.sport = port;
 
+	/* A quote may stop short of the whole TCP header (RFC 792 promises
+	 * 8 bytes): then the port changes and the checksum stays as it was
+	 * on the wire, as the kernel's tcp_manip_pkt() leaves it, even with
+	 * the checksum itself quoted (18 or 19 bytes). UDP's header is the
+	 * 8 bytes. */
+	if ((flags & XLB_NAT_QUOTED) && l4_len < (udp ? UDP_HLEN : TCP_HLEN))
+		return;
 	csum = rd16(l4 + csum_off);
 	/* A zero UDP checksum means "none" (IPv4; on IPv6 only tunnels may
 	 * send it, RFC 6935) and must stay so: a computed one would be
@@ -154,14 +157,43 @@ static void rewrite(struct xlb_pkt *p, bool dst, const union xlb_addr *addr, uin
 	wr16(l4 + csum_off, csum);
 }
 
+void xlb_nat_rewrite(uint8_t *ip, uint8_t *l4, uint32_t l4_len, uint8_t family, uint8_t proto,
+		     unsigned int flags, const union xlb_addr *addr, uint16_t port)
+{
+	rewrite(ip, l4, l4_len, family, proto, flags, addr, port);
+}
+
+/* The tuple follows the header: IPv4 kept mapped whatever addr's upper
+ * words held, ports only where the protocol has them. */
+static inline void set_tuple_end(struct xlb_pkt *p, bool dst, const union xlb_addr *addr,
+				 uint16_t port)
+{
+	union xlb_addr *a = dst ? &p->tuple.dst : &p->tuple.src;
+
+	if (p->tuple.family == AF_INET)
+		xlb_addr_from_v4(a, xlb_addr_v4(addr));
+	else
+		*a = *addr;
+	if (p->tuple.proto != IPPROTO_TCP && p->tuple.proto != IPPROTO_UDP)
+		return;
+	if (dst)
+		p->tuple.dport = port;
+	else
+		p->tuple.sport = port;
+}
+
 void xlb_nat_set_dst(struct xlb_pkt *p, const union xlb_addr *addr, uint16_t port)
 {
-	rewrite(p, true, addr, port);
+	rewrite(p->data + p->l3_off, p->data + p->l4_off, p->l4_len, p->tuple.family,
+		p->tuple.proto, XLB_NAT_DST, addr, port);
+	set_tuple_end(p, true, addr, port);
 }
 
 void xlb_nat_set_src(struct xlb_pkt *p, const union xlb_addr *addr, uint16_t port)
 {
-	rewrite(p, false, addr, port);
+	rewrite(p->data + p->l3_off, p->data + p->l4_off, p->l4_len, p->tuple.family,
+		p->tuple.proto, 0, addr, port);
+	set_tuple_end(p, false, addr, port);
 }
 
 /* Sum of len bytes as memory-order 16-bit words; an odd last byte is

@@ -17,6 +17,30 @@
 void xlb_nat_set_dst(struct xlb_pkt *p, const union xlb_addr *addr, uint16_t port);
 void xlb_nat_set_src(struct xlb_pkt *p, const union xlb_addr *addr, uint16_t port);
 
+/* Flags for xlb_nat_rewrite(). */
+#define XLB_NAT_DST    0x1u   /* the destination end; without it the source */
+#define XLB_NAT_QUOTED 0x2u   /* the datagram is quoted in an ICMP error */
+
+/*
+ * Set one end (address, and for TCP and UDP the port, network order) of
+ * the IP datagram whose header is at ip (family AF_INET or AF_INET6) and
+ * whose L4 header (protocol proto) is at l4, l4_len bytes of it in the
+ * buffer. Checksums follow incrementally (RFC 1624): the IPv4 header's,
+ * TCP's and UDP's over pseudo-header and port (a UDP 0, "none", stays 0),
+ * ICMPv6's over the pseudo-header; ICMPv4 and other protocols change in
+ * the IP header only. The IP header must be whole and, for TCP, UDP and
+ * ICMPv6, at least 8 bytes of L4 present (RFC 792's quote).
+ *
+ * XLB_NAT_QUOTED: the datagram sits inside an ICMP error, as sent, and may
+ * be cut short; the L4 checksum is only updated when the quote holds it
+ * (for TCP, the whole 20-byte header), as the kernel's NAT does on an
+ * error's quote. Without it the L4 header must be whole (as
+ * xlb_pkt_parse() guarantees). Nothing but these bytes is touched: the
+ * caller keeps any tuple and the enclosing ICMP checksum.
+ */
+void xlb_nat_rewrite(uint8_t *ip, uint8_t *l4, uint32_t l4_len, uint8_t family, uint8_t proto,
+		     unsigned int flags, const union xlb_addr *addr, uint16_t port);
+
 /* Full checksum recomputation, for tests and for the rare packets whose
  * checksum must be rebuilt from scratch. Return the value to store. */
 uint16_t xlb_csum_ipv4_header(const uint8_t *ip, unsigned int ihl_bytes);

@@ -507,6 +507,79 @@ static void test_replace_helpers(void)
 	}
 }
 
+/*
+ * xlb_nat_rewrite is what xlb_nat_set_dst/src do, on any datagram in a
+ * buffer: the same bytes for a whole packet, quoted or not. A quote (in an
+ * ICMP error) cut inside the TCP header gets the new port but keeps its
+ * checksum, as the kernel's NAT leaves it; from 20 bytes on it is updated.
+ */
+static void test_rewrite_at(void)
+{
+	static const struct {
+		int family;
+		uint8_t proto;
+	} kinds[] = {
+		{ AF_INET, IPPROTO_TCP }, { AF_INET, IPPROTO_UDP }, { AF_INET, IPPROTO_ICMP },
+		{ AF_INET6, IPPROTO_TCP }, { AF_INET6, IPPROTO_UDP }, { AF_INET6, IPPROTO_ICMPV6 },
+	};
+
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		for (int round = 0; round < 50; round++) {
+			bool dst = round & 1;
+			unsigned int flags = dst ? XLB_NAT_DST : 0;
+			struct pkt_spec s;
+			struct built k, whole, quoted;
+			struct xlb_pkt p;
+			union xlb_addr na;
+			uint8_t pay[128];
+			uint16_t np;
+
+			rnd_spec(&s, kinds[i].family, kinds[i].proto);
+			rnd_payload(pay, s.paylen);
+			build(&k, &s, pay);
+			whole = quoted = k;
+			rnd_addr(&na, s.family);
+			np = htons(rnd() & 0xffff);
+			CU_ASSERT_EQUAL_FATAL(xlb_pkt_parse(&p, k.b, k.len), XLB_PARSE_OK);
+			if (dst)
+				xlb_nat_set_dst(&p, &na, np);
+			else
+				xlb_nat_set_src(&p, &na, np);
+			xlb_nat_rewrite(whole.b + whole.l3, whole.b + whole.l4, whole.seglen,
+					(uint8_t)s.family, s.proto, flags, &na, np);
+			CU_ASSERT(memcmp(whole.b, k.b, k.len) == 0);
+			xlb_nat_rewrite(quoted.b + quoted.l3, quoted.b + quoted.l4, quoted.seglen,
+					(uint8_t)s.family, s.proto, flags | XLB_NAT_QUOTED, &na, np);
+			CU_ASSERT(memcmp(quoted.b, k.b, k.len) == 0);
+		}
+	}
+
+	for (int family = AF_INET; family; family = family == AF_INET ? AF_INET6 : 0) {
+		for (unsigned int cut = 8; cut <= 20; cut++) {
+			struct pkt_spec s;
+			struct built k, q, orig;
+			struct xlb_pkt p;
+			union xlb_addr na;
+			uint16_t np = htons(8080);
+			uint8_t none[1];
+
+			rnd_spec(&s, family, IPPROTO_TCP);
+			s.paylen = 0;
+			build(&k, &s, none);
+			q = orig = k;
+			rnd_addr(&na, family);
+			CU_ASSERT_EQUAL_FATAL(xlb_pkt_parse(&p, k.b, k.len), XLB_PARSE_OK);
+			xlb_nat_set_src(&p, &na, np);
+			xlb_nat_rewrite(q.b + q.l3, q.b + q.l4, cut, (uint8_t)family, IPPROTO_TCP,
+					XLB_NAT_QUOTED, &na, np);
+			/* IP header and ports as for the whole packet... */
+			CU_ASSERT(memcmp(q.b, k.b, q.l4 + 4) == 0);
+			/* ...the checksum only once the whole header is quoted. */
+			CU_ASSERT(memcmp(q.b + q.l4 + 16, (cut < 20 ? orig.b : k.b) + k.l4 + 16, 2) == 0);
+		}
+	}
+}
+
 int main(void)
 {
 	CU_pSuite s;
@@ -525,7 +598,8 @@ int main(void)
 	    !CU_add_test(s, "reply snat equals vip's own packet", test_reply_snat) ||
 	    !CU_add_test(s, "udp4 zero checksum kept", test_udp4_zero_csum) ||
 	    !CU_add_test(s, "computed zero checksum", test_zero_result) ||
-	    !CU_add_test(s, "replace helpers", test_replace_helpers)) {
+	    !CU_add_test(s, "replace helpers", test_replace_helpers) ||
+	    !CU_add_test(s, "rewrite at an offset, whole and quoted", test_rewrite_at)) {
 		CU_cleanup_registry();
 		return 1;
 	}
