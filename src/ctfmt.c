@@ -440,7 +440,7 @@ int xlb_ctfmt_flow(char *buf, size_t len, const struct xlb_flow *f, uint64_t now
 
 	snapshot(&r, f, now);
 	r.id = id;
-	list.use = __atomic_load_n(&f->use, __ATOMIC_RELAXED);
+	list.use = xlb_flow_use(f);
 	list.has_age = created && created <= now;
 	list.age = list.has_age ? (now - created) / NS_PER_SEC : 0;
 	list.has_start = f->start != 0;

@@ -1,37 +1,52 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * The flow table: connection tracking on a liburcu cds_lfht (QSBR flavor).
+ * The flow table: connection tracking with xlb's own index.
  *
- * Every flow is hashed twice, node[ORIG] under its original tuple and
- * node[REPLY] under its reply tuple, in one table, with one key space: a
- * tuple belongs to at most one live flow in either direction, as in
- * nf_conntrack.
+ * Index: a fixed array of buckets, one cache line of 8 slots each. A tuple
+ * hashes (SipHash, random key) to 32 bits that pick two candidate buckets
+ * and serve as the slot's tag; a flow has one slot for its original tuple
+ * and one for its reply tuple. An insert goes to the emptier of the two
+ * buckets ("two choices": with half the slots used, a bucket overflows
+ * with negligible probability), so a lookup reads at most two bucket lines,
+ * whose addresses it knows from the hash alone (a burst prefetches them
+ * all), then the one flow whose tag matches.
  *
- * Rules (RCU, references, who unhashes what):
+ * Flows live in a slab of 2 MiB chunks (huge pages where available: a
+ * million flows span 128 pages instead of 65536), named by a 32-bit index.
+ *
+ * Rules (RCU, who writes what):
  *
  *  - Workers, the collector and the control plane are QSBR readers. Every
  *    function here except create/destroy/set_conf runs on the read side; a
  *    flow pointer got from a lookup, an insert or an iteration is valid
  *    until the caller's next quiescent state.
  *
- *  - f->use counts references: 1 for the table from publication until
- *    xlb_ct_delete() unhashes the flow, 1 for an inserter while it is
- *    publishing, 1 for the collector while its cursor is parked on f
- *    between slices. Whoever drops the last one hands the memory to
- *    call_rcu(), so it is freed one grace period after the last unhash,
- *    never earlier: readers that found f before it left the table are done.
+ *  - Readers take no lock: a slot is one 64-bit word, stored with release
+ *    after the flow is written and loaded with acquire.
+ *
+ *  - An insert locks the tuple's two buckets (a byte lock each, taken in
+ *    bucket order) to check that no live flow owns the tuple and to take
+ *    an empty slot: two inserts of one tuple serialise there, so a tuple
+ *    belongs to at most one live flow, as in nf_conntrack. Slots go from
+ *    empty to full only under the bucket's lock; from full to empty only
+ *    by the flow's one deleter (below), with no lock.
  *
  *  - DYING is set with one atomic fetch-or; only the caller that set it
- *    unhashes the flow, decrements the count and drops the table's
- *    reference. DYING flows never match a lookup.
+ *    empties the flow's slots, decrements the count and hands the flow to
+ *    the limbo list. DYING flows never match a lookup.
  *
- *  - The reply node is added after the orig node, so a flow may be found
- *    (and deleted) before its reply node is in the table. The inserter
- *    marks REPLY_HASHED with a fetch-or after adding it; the deleter sets
- *    DYING with a fetch-or. Exactly one of the two sees the other's bit and
- *    removes the reply node: the deleter when REPLY_HASHED was already
- *    set, otherwise the inserter. The inserter's reference keeps the memory
- *    until it is done.
+ *  - The reply slot is added after the orig slot, so a flow may be found
+ *    (and deleted) before its reply slot is in. The inserter marks
+ *    REPLY_HASHED with a fetch-or after adding it; the deleter sets DYING
+ *    with a fetch-or. Exactly one of the two sees the other's bit and
+ *    empties the reply slot: the deleter when REPLY_HASHED was already set,
+ *    otherwise the inserter, before its next quiescent state.
+ *
+ *  - A deleted flow waits on the limbo list; the collector (and an
+ *    allocation that finds the free list empty) hands the list to
+ *    call_rcu, and after a grace period its flows join the free list. No
+ *    reader that could have found a flow is still running when its memory
+ *    is reused, so there is no reference count.
  *
  *  - The count is reserved before publishing (so a concurrent delete of a
  *    half-inserted flow decrements a count that was incremented) and
@@ -41,37 +56,37 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <time.h>
 
 #include "flow_internal.h"
 
-_Static_assert(offsetof(struct xlb_flow, node) == 0,
-	       "the direction of a hit is read from the node's address");
-_Static_assert(sizeof(struct cds_lfht_node) * 2 <= 64,
-	       "node[REPLY] must sit inside the first cache line");
-_Static_assert(_Alignof(struct xlb_flow) == 64, "flows are cache-line aligned");
+_Static_assert(sizeof(struct xlb_flow) == 256, "a flow is four cache lines");
+_Static_assert(offsetof(struct xlb_flow, tuple[1]) == 64,
+	       "the original tuple ends the first line, the reply tuple opens the second");
+_Static_assert(sizeof(struct ct_bucket) == 64, "a bucket is one cache line");
 
-/* How many entries after a new flow's node an insert into a full table
- * looks at for one to evict: the kernel scans a few buckets from the new
- * entry's hash, this walks as far in the split-ordered list. */
-#define EARLY_DROP_SCAN 64
+/* How far from a new flow's first bucket an insert into a full table looks
+ * for an entry to evict: the kernel scans a few chains from the new
+ * entry's hash; this looks at up to 64 slots in use, in at most 1024
+ * buckets (a table with many more buckets than flows is sparse). */
+#define EARLY_DROP_SLOTS 64
+#define EARLY_DROP_BUCKETS 1024
 
-/* How often an insert deletes an expired owner of its tuple and tries
- * again before giving up. */
+/* How often an insert deletes an expired owner of its tuple (or expired
+ * flows crowding both its buckets) and tries again before giving up. */
 #define INSERT_RETRIES 4
 
-struct ct_key {
-	const struct xlb_tuple *tuple;
-	uint64_t now;
-};
+/* Deleted flows an allocation lets pile up in limbo before it hands them
+ * to call_rcu itself (the collector does it every slice anyway). */
+#define LIMBO_BATCH 64
 
-static inline struct xlb_flow *flow_of(struct cds_lfht_node *node, enum xlb_dir *dir)
+#define CHUNK_BYTES ((size_t)CT_CHUNK_FLOWS * sizeof(struct xlb_flow))
+
+static inline struct xlb_flow *flow_at(const struct xlb_ct *ct, uint32_t idx)
 {
-	uintptr_t a = (uintptr_t)node;
-
-	*dir = (a & 63) ? XLB_DIR_REPLY : XLB_DIR_ORIG;
-	return (struct xlb_flow *)(a & ~(uintptr_t)63);
+	return &ct->chunks[idx >> CT_CHUNK_SHIFT][idx & (CT_CHUNK_FLOWS - 1)];
 }
 
 static inline bool flow_expired(const struct xlb_flow *f, uint64_t now)
@@ -79,29 +94,151 @@ static inline bool flow_expired(const struct xlb_flow *f, uint64_t now)
 	return __atomic_load_n(&f->expires, __ATOMIC_RELAXED) <= now;
 }
 
-static void flow_free_rcu(struct rcu_head *head)
+/* --- buckets and slots -------------------------------------------------- */
+
+/* The two candidate buckets of a hash: the hash's high bits scaled to the
+ * bucket count (no power of two needed), and the same of the hash times an
+ * odd constant; never the same bucket twice. */
+static inline uint32_t bucket1(const struct xlb_ct *ct, uint32_t h)
 {
-	free(caa_container_of(head, struct xlb_flow, rcu));
+	return (uint32_t)(((uint64_t)h * ct->nbuckets) >> 32);
 }
 
-static void flow_put(struct xlb_flow *f)
+static inline uint32_t bucket2(const struct xlb_ct *ct, uint32_t h)
 {
-	if (__atomic_sub_fetch(&f->use, 1, __ATOMIC_ACQ_REL) == 0)
-		call_rcu(&f->rcu, flow_free_rcu);
+	uint32_t b1 = bucket1(ct, h);
+	uint32_t b = (uint32_t)(((uint64_t)(h * 0x9e3779b1u) * ct->nbuckets) >> 32);
+
+	if (b != b1)
+		return b;
+	return b1 + 1 == ct->nbuckets ? 0 : b1 + 1;
 }
 
-/* Take a reference unless the last one is gone (the flow is on its way to
- * call_rcu and must not be resurrected). */
-static bool flow_get(struct xlb_flow *f)
+static inline uint64_t slot_of(uint32_t hash, uint32_t idx, enum xlb_dir dir)
 {
-	uint32_t use = __atomic_load_n(&f->use, __ATOMIC_RELAXED);
+	return (uint64_t)hash << 32 | idx << 1 | dir;
+}
 
-	while (use) {
-		if (__atomic_compare_exchange_n(&f->use, &use, use + 1, true,
-						__ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
-			return true;
+static inline uint64_t slot_load(const struct ct_bucket *b, int i)
+{
+	return __atomic_load_n(&b->slot[i], __ATOMIC_ACQUIRE);
+}
+
+static inline struct xlb_flow *slot_flow(const struct xlb_ct *ct, uint64_t v, enum xlb_dir *dir)
+{
+	*dir = (enum xlb_dir)(v & 1);
+	return flow_at(ct, (uint32_t)v >> 1);
+}
+
+/* The overflow bucket chained to b, or NULL (nearly always). Linked under
+ * b's lock with release, never unlinked while the table lives. */
+static inline struct ct_bucket *chain_next(const struct xlb_ct *ct, const struct ct_bucket *b)
+{
+	uint32_t next = __atomic_load_n(&b->next, __ATOMIC_ACQUIRE);
+
+	return next ? &ct->buckets[next] : NULL;
+}
+
+/* The live flow of this bucket's chain whose tuple for its slot's
+ * direction is t. */
+static inline struct xlb_flow *bucket_lookup(const struct xlb_ct *ct, const struct ct_bucket *b,
+					     uint32_t hash, const struct xlb_tuple *t,
+					     uint64_t now, enum xlb_dir *dir)
+{
+	do {
+		for (int i = 0; i < CT_SLOTS; i++) {
+			uint64_t v = slot_load(b, i);
+			struct xlb_flow *f;
+			enum xlb_dir d;
+
+			if ((uint32_t)(v >> 32) != hash || !v)
+				continue;
+			f = slot_flow(ct, v, &d);
+			if (xlb_tuple_eq(&f->tuple[d], t) && !(flow_status(f) & XLB_FLOW_DYING) &&
+			    !flow_expired(f, now)) {
+				*dir = d;
+				return f;
+			}
+		}
+	} while ((b = chain_next(ct, b)));
+	return NULL;
+}
+
+/* Who owns t in this bucket's chain, expired or not (an insert deletes an
+ * expired owner, then tries again). Called with the bucket locked. */
+static struct xlb_flow *bucket_owner(const struct xlb_ct *ct, const struct ct_bucket *b,
+				     uint32_t hash, const struct xlb_tuple *t, enum xlb_dir *dir)
+{
+	do {
+		for (int i = 0; i < CT_SLOTS; i++) {
+			uint64_t v = slot_load(b, i);
+			struct xlb_flow *f;
+			enum xlb_dir d;
+
+			if ((uint32_t)(v >> 32) != hash || !v)
+				continue;
+			f = slot_flow(ct, v, &d);
+			if (xlb_tuple_eq(&f->tuple[d], t) && !(flow_status(f) & XLB_FLOW_DYING)) {
+				*dir = d;
+				return f;
+			}
+		}
+	} while ((b = chain_next(ct, b)));
+	return NULL;
+}
+
+/* The first empty slot of b's chain (*where: its bucket), how many empty
+ * slots the chain's first bucket has, and its last bucket. */
+static int bucket_free_slot(const struct xlb_ct *ct, struct ct_bucket *b,
+			    struct ct_bucket **where, unsigned *nfree, struct ct_bucket **last)
+{
+	int first = -1;
+
+	*nfree = 0;
+	*where = NULL;
+	for (int i = 0; i < CT_SLOTS; i++) {
+		if (slot_load(b, i))
+			continue;
+		if (first < 0)
+			first = i;
+		(*nfree)++;
 	}
-	return false;
+	if (first >= 0) {
+		*where = b;
+		return first;
+	}
+	for (;;) {
+		*last = b;
+		b = chain_next(ct, b);
+		if (!b)
+			return -1;
+		for (int i = 0; i < CT_SLOTS; i++) {
+			if (!slot_load(b, i)) {
+				*where = b;
+				return i;
+			}
+		}
+	}
+}
+
+/* Empty f's slot for dir. Only f's deleter (or its inserter, see the
+ * rules) calls it, so the slot cannot change under it. */
+static void remove_slot(struct xlb_ct *ct, struct xlb_flow *f, enum xlb_dir dir)
+{
+	uint32_t h = f->hash[dir];
+	uint64_t v = slot_of(h, f->idx, dir);
+	struct ct_bucket *b[2] = { &ct->buckets[bucket1(ct, h)], &ct->buckets[bucket2(ct, h)] };
+
+	for (int k = 0; k < 2; k++) {
+		for (struct ct_bucket *c = b[k]; c; c = chain_next(ct, c)) {
+			for (int i = 0; i < CT_SLOTS; i++) {
+				if (slot_load(c, i) == v) {
+					__atomic_store_n(&c->slot[i], 0, __ATOMIC_RELEASE);
+					return;
+				}
+			}
+		}
+	}
 }
 
 /* --- hashing ---------------------------------------------------------- */
@@ -178,61 +315,123 @@ uint32_t xlb_ct_hash(const struct xlb_ct *ct, const struct xlb_tuple *t)
 	return siphash13(ct, m, sizeof(m) / sizeof(m[0]));
 }
 
-/* --- match functions ---------------------------------------------------- */
 
-/* Lookups: the tuple of the node's own direction, a flow neither dying nor
- * expired. */
-static int match_live(struct cds_lfht_node *node, const void *arg)
+/* --- the slab ------------------------------------------------------------- */
+
+struct limbo_batch {
+	struct rcu_head rcu;
+	struct xlb_ct *ct;
+	uint32_t head, tail;
+};
+
+/* A grace period after the batch was handed over: no reader can still hold
+ * one of its flows. */
+static void limbo_free_rcu(struct rcu_head *head)
 {
-	const struct ct_key *key = arg;
-	enum xlb_dir dir;
-	struct xlb_flow *f = flow_of(node, &dir);
+	struct limbo_batch *lb = caa_container_of(head, struct limbo_batch, rcu);
+	struct xlb_ct *ct = lb->ct;
 
-	return xlb_tuple_eq(&f->tuple[dir], key->tuple) &&
-	       !(flow_status(f) & XLB_FLOW_DYING) && !flow_expired(f, key->now);
+	spin_lock(&ct->slab_lock);
+	flow_at(ct, lb->tail)->free_next = ct->free_head;
+	ct->free_head = lb->head;
+	ct->in_flight--;
+	spin_unlock(&ct->slab_lock);
+	free(lb);
 }
 
-/* Inserts: who owns the tuple, expired or not (an expired owner is
- * deleted by the inserter, which then tries again). */
-static int match_owner(struct cds_lfht_node *node, const void *arg)
+/* Hand the limbo list to call_rcu. Called with the slab lock held; drops
+ * and retakes it around the allocation. */
+static void limbo_flush_locked(struct xlb_ct *ct)
 {
-	enum xlb_dir dir;
-	struct xlb_flow *f = flow_of(node, &dir);
+	struct limbo_batch *lb;
 
-	return xlb_tuple_eq(&f->tuple[dir], arg) && !(flow_status(f) & XLB_FLOW_DYING);
+	if (!ct->limbo_n)
+		return;
+	spin_unlock(&ct->slab_lock);
+	lb = malloc(sizeof(*lb));
+	spin_lock(&ct->slab_lock);
+	if (!lb || !ct->limbo_n) {
+		/* Out of memory: the flows wait for the next flush. */
+		free(lb);
+		return;
+	}
+	lb->ct = ct;
+	lb->head = ct->limbo_head;
+	lb->tail = ct->limbo_tail;
+	ct->limbo_head = 0;
+	ct->limbo_n = 0;
+	ct->in_flight++;
+	call_rcu(&lb->rcu, limbo_free_rcu);
 }
 
-/* Finding one given node again: the collector's cursor, early drop. */
-static int match_node(struct cds_lfht_node *node, const void *arg)
+static void limbo_put(struct xlb_ct *ct, struct xlb_flow *f)
 {
-	return node == arg;
+	spin_lock(&ct->slab_lock);
+	f->free_next = ct->limbo_head;
+	if (!ct->limbo_n)
+		ct->limbo_tail = f->idx;
+	ct->limbo_head = f->idx;
+	ct->limbo_n++;
+	spin_unlock(&ct->slab_lock);
 }
 
-/* Position *it on f's node for dir; false when that node is no longer in
- * the table. */
-static bool find_node(struct xlb_ct *ct, struct xlb_flow *f, enum xlb_dir dir,
-		      struct cds_lfht_iter *it)
+/* A flow that was never visible goes straight back to the free list. */
+static void slab_put_now(struct xlb_ct *ct, struct xlb_flow *f)
 {
-	cds_lfht_lookup(ct->ht, xlb_ct_hash(ct, &f->tuple[dir]), match_node,
-			&f->node[dir], it);
-	return cds_lfht_iter_get_node(it) != NULL;
+	spin_lock(&ct->slab_lock);
+	f->free_next = ct->free_head;
+	ct->free_head = f->idx;
+	spin_unlock(&ct->slab_lock);
+}
+
+static struct xlb_flow *chunk_new(void)
+{
+	void *p = mmap(NULL, CHUNK_BYTES, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return NULL;
+	/* TLB reach: flows are read at random, one huge page covers 8192. */
+	madvise(p, CHUNK_BYTES, MADV_HUGEPAGE);
+	return p;
+}
+
+static struct xlb_flow *slab_get(struct xlb_ct *ct)
+{
+	struct xlb_flow *f = NULL, *chunk;
+	uint32_t idx;
+
+	spin_lock(&ct->slab_lock);
+	if (!ct->free_head && ct->limbo_n >= LIMBO_BATCH)
+		limbo_flush_locked(ct);
+	if (ct->free_head) {
+		idx = ct->free_head;
+		f = flow_at(ct, idx);
+		ct->free_head = f->free_next;
+	} else {
+		if (ct->next_unused >= ct->nchunks * CT_CHUNK_FLOWS) {
+			/* Rare (once per 8192 flows): the mmap runs under the
+			 * lock, other allocations wait a few microseconds. */
+			if (ct->nchunks == CT_MAX_CHUNKS || !(chunk = chunk_new()))
+				goto out;
+			__atomic_store_n(&ct->chunks[ct->nchunks], chunk, __ATOMIC_RELEASE);
+			ct->nchunks++;
+		}
+		idx = ct->next_unused++;
+		f = flow_at(ct, idx);
+	}
+	f->idx = idx;
+out:
+	spin_unlock(&ct->slab_lock);
+	return f;
 }
 
 /* --- table -------------------------------------------------------------- */
 
-static unsigned long roundup_pow2(unsigned long n)
-{
-	unsigned long p = 1;
-
-	while (p < n && p < (1ul << 30))
-		p <<= 1;
-	return p;
-}
-
 struct xlb_ct *xlb_ct_create(const struct xlb_ct_conf *conf)
 {
 	struct xlb_ct *ct;
-	unsigned long buckets;
+	size_t bytes = 0;
 	int err;
 
 	if (!conf || conf->max == 0) {
@@ -252,18 +451,40 @@ struct xlb_ct *xlb_ct_create(const struct xlb_ct_conf *conf)
 	}
 	xlb_ct_set_conf(ct, conf);
 
-	/* The configured bucket count is also the floor: auto-resize grows
-	 * the table with the number of entries but never shrinks it below
-	 * what the operator asked for (the kernel's hashsize is fixed). */
-	buckets = roundup_pow2(conf->buckets ? conf->buckets : 1);
-	ct->ht = cds_lfht_new(buckets, buckets, 0,
-			      CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING, NULL);
-	if (!ct->ht) {
+	/* Two slots per flow, 7 per bucket: max / 2 buckets hold 4 slots on
+	 * average when the table is full, and with two choices per tuple the
+	 * fullest of a million buckets stays around 7; the pool of overflow
+	 * buckets takes the rare rest. The configured bucket count (the
+	 * kernel's hashsize) is the floor. */
+	ct->nbuckets = conf->max / 2 + 1;
+	if (conf->buckets > ct->nbuckets)
+		ct->nbuckets = conf->buckets;
+	if (ct->nbuckets < 2)
+		ct->nbuckets = 2;
+	ct->npool = ct->nbuckets / 16 + 16;
+	ct->pool_used = 0;
+	bytes = (size_t)(ct->nbuckets + ct->npool) * sizeof(struct ct_bucket);
+	ct->buckets = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (ct->buckets == MAP_FAILED) {
+		ct->buckets = NULL;
 		err = ENOMEM;
 		goto err;
 	}
+	if (bytes >= (2u << 20))
+		madvise(ct->buckets, bytes, MADV_HUGEPAGE);
+	ct->locks = calloc(ct->nbuckets, 1);
+	ct->chunks = calloc(CT_MAX_CHUNKS, sizeof(*ct->chunks));
+	if (!ct->locks || !ct->chunks) {
+		err = ENOMEM;
+		goto err;
+	}
+	ct->next_unused = 1;   /* index 0 names no flow */
 	return ct;
 err:
+	if (ct->buckets)
+		munmap(ct->buckets, bytes);
+	free(ct->locks);
+	free(ct->chunks);
 	free(ct);
 	errno = err;
 	return NULL;
@@ -282,46 +503,29 @@ void xlb_ct_set_conf(struct xlb_ct *ct, const struct xlb_ct_conf *conf)
 }
 
 /*
- * No reader may use the table any more, so nodes are unhashed and flows
- * freed without grace periods. A flow is freed when the walk reaches the
- * second of its two nodes: the iterator has then moved past both, so it
- * never reads freed memory. Flows already deleted are in call_rcu's hands
- * (call rcu_barrier() to see them freed before checking for leaks).
+ * No reader may use the table any more. Limbo batches already handed to
+ * call_rcu point at the table: wait for them (offline: a QSBR thread that
+ * stays online while waiting for a grace period would never let one end),
+ * then the slab and the index go in one piece.
  */
 void xlb_ct_destroy(struct xlb_ct *ct)
 {
-	struct cds_lfht_iter it;
-	struct cds_lfht_node *node;
-	struct xlb_flow *f;
-	enum xlb_dir dir;
 	bool online;
+	uint32_t i;
 
 	if (!ct)
 		return;
-	if (ct->gc_cursor) {
-		f = ct->gc_cursor;
-		ct->gc_cursor = NULL;
-		if (__atomic_sub_fetch(&f->use, 1, __ATOMIC_ACQ_REL) == 0)
-			free(f);
-	}
-	cds_lfht_for_each(ct->ht, &it, node) {
-		f = flow_of(node, &dir);
-		cds_lfht_del(ct->ht, node);
-		if (f->status & XLB_FLOW_REPLY_HASHED) {
-			f->status &= ~XLB_FLOW_REPLY_HASHED;   /* the other node is still ahead */
-			continue;
-		}
-		free(f);
-	}
-
-	/* The resize worker waits for grace periods: a QSBR thread that stays
-	 * online while waiting for it would never let one end. */
 	online = rcu_read_ongoing();
 	if (online)
 		rcu_thread_offline();
-	cds_lfht_destroy(ct->ht, NULL);
+	rcu_barrier();
 	if (online)
 		rcu_thread_online();
+	for (i = 0; i < ct->nchunks; i++)
+		munmap(ct->chunks[i], CHUNK_BYTES);
+	munmap(ct->buckets, (size_t)(ct->nbuckets + ct->npool) * sizeof(struct ct_bucket));
+	free(ct->locks);
+	free(ct->chunks);
 	free(ct);
 }
 
@@ -333,6 +537,11 @@ uint32_t xlb_ct_count(const struct xlb_ct *ct)
 uint32_t xlb_ct_max(const struct xlb_ct *ct)
 {
 	return __atomic_load_n(&ct->max, __ATOMIC_RELAXED);
+}
+
+uint32_t xlb_ct_buckets(const struct xlb_ct *ct)
+{
+	return ct->nbuckets;
 }
 
 uint64_t xlb_now_ns(void)
@@ -356,18 +565,46 @@ uint32_t xlb_flow_timeout_left(const struct xlb_flow *f, uint64_t now)
 
 /* --- lookup, insert, delete ------------------------------------------- */
 
+void xlb_ct_prefetch_buckets(const struct xlb_ct *ct, uint32_t hash)
+{
+	__builtin_prefetch(&ct->buckets[bucket1(ct, hash)]);
+	__builtin_prefetch(&ct->buckets[bucket2(ct, hash)]);
+}
+
+void xlb_ct_prefetch_flow(const struct xlb_ct *ct, uint32_t hash)
+{
+	const struct ct_bucket *b[2] = { &ct->buckets[bucket1(ct, hash)],
+					 &ct->buckets[bucket2(ct, hash)] };
+
+	for (int k = 0; k < 2; k++) {
+		for (int i = 0; i < CT_SLOTS; i++) {
+			uint64_t v = slot_load(b[k], i);
+			const char *f;
+			enum xlb_dir d;
+
+			if ((uint32_t)(v >> 32) != hash || !v)
+				continue;
+			/* The lines a packet reads: status and orig tuple, reply
+			 * tuple and MAC cache, counters and TCP window. */
+			f = (const char *)slot_flow(ct, v, &d);
+			__builtin_prefetch(f, 1);
+			__builtin_prefetch(f + 64, 1);
+			__builtin_prefetch(f + 128, 1);
+			__builtin_prefetch(f + 192, 1);
+			return;
+		}
+	}
+}
+
 struct xlb_flow *xlb_ct_lookup(struct xlb_ct *ct, const struct xlb_tuple *t, uint32_t hash,
 			       uint64_t now, enum xlb_dir *dir)
 {
-	struct ct_key key = { .tuple = t, .now = now };
-	struct cds_lfht_iter it;
-	struct cds_lfht_node *node;
+	struct xlb_flow *f;
 
-	cds_lfht_lookup(ct->ht, hash, match_live, &key, &it);
-	node = cds_lfht_iter_get_node(&it);
-	if (!node)
-		return NULL;
-	return flow_of(node, dir);
+	f = bucket_lookup(ct, &ct->buckets[bucket1(ct, hash)], hash, t, now, dir);
+	if (f)
+		return f;
+	return bucket_lookup(ct, &ct->buckets[bucket2(ct, hash)], hash, t, now, dir);
 }
 
 struct xlb_flow *xlb_ct_alloc(struct xlb_ct *ct, const struct xlb_tuple *orig,
@@ -375,15 +612,16 @@ struct xlb_flow *xlb_ct_alloc(struct xlb_ct *ct, const struct xlb_tuple *orig,
 {
 	struct xlb_flow *f;
 	struct timespec ts;
+	uint32_t idx;
 
-	f = aligned_alloc(64, sizeof(*f));
+	f = slab_get(ct);
 	if (!f) {
 		errno = ENOMEM;
 		return NULL;
 	}
+	idx = f->idx;
 	memset(f, 0, sizeof(*f));
-	cds_lfht_node_init(&f->node[XLB_DIR_ORIG]);
-	cds_lfht_node_init(&f->node[XLB_DIR_REPLY]);
+	f->idx = idx;
 	f->tuple[XLB_DIR_ORIG] = *orig;
 	f->tuple[XLB_DIR_REPLY] = *reply;
 	f->l4proto = orig->proto;
@@ -403,15 +641,15 @@ bool xlb_ct_delete(struct xlb_ct *ct, struct xlb_flow *f)
 
 	if (old & XLB_FLOW_DYING)
 		return false;
-	cds_lfht_del(ct->ht, &f->node[XLB_DIR_ORIG]);
+	remove_slot(ct, f, XLB_DIR_ORIG);
 	if (old & XLB_FLOW_REPLY_HASHED)
-		cds_lfht_del(ct->ht, &f->node[XLB_DIR_REPLY]);
+		remove_slot(ct, f, XLB_DIR_REPLY);
 	__atomic_sub_fetch(&ct->count, 1, __ATOMIC_RELAXED);
 	/* Only a flow that was fully published was ever seen as a
 	 * connection (counted, announced): only it is reported gone. */
 	if ((old & XLB_FLOW_REPLY_HASHED) && ct->on_destroy)
 		ct->on_destroy(f, ct->on_destroy_arg);
-	flow_put(f);   /* the table's reference */
+	limbo_put(ct, f);
 	return true;
 }
 
@@ -422,73 +660,153 @@ void xlb_ct_set_destroy_hook(struct xlb_ct *ct, xlb_ct_destroy_fn fn, void *arg)
 }
 
 /*
- * Make room for f in a table over its limit: walk forward from f's node for
- * an entry that is expired (any) or not ASSURED, and delete it. Returns
- * whether one was removed. f's `created` is the insert's notion of now.
+ * Make room for f in a table over its limit: look at the buckets from f's
+ * first one on for an entry that is expired (any) or not ASSURED, and
+ * delete it. Returns whether one was removed. f's `created` is the
+ * insert's notion of now.
  */
 static bool early_drop(struct xlb_ct *ct, struct xlb_flow *f, struct xlb_ct_stats *st)
 {
-	struct cds_lfht_iter it;
-	struct cds_lfht_node *node;
-	struct xlb_flow *victim;
-	enum xlb_dir dir;
-	bool wrapped = false;
-	int i;
+	uint32_t b = bucket1(ct, f->hash[XLB_DIR_ORIG]);
+	unsigned seen = 0;
 
-	if (!find_node(ct, f, XLB_DIR_ORIG, &it))
-		return true;   /* f itself was deleted meanwhile: nothing to make room for */
+	for (uint32_t n = 0; n < EARLY_DROP_BUCKETS && n < ct->nbuckets &&
+			     seen < EARLY_DROP_SLOTS; n++) {
+		struct ct_bucket *bk = &ct->buckets[b];
 
-	for (i = 0; i < EARLY_DROP_SCAN; i++) {
-		cds_lfht_next(ct->ht, &it);
-		node = cds_lfht_iter_get_node(&it);
-		if (!node) {
-			if (wrapped)
-				break;
-			wrapped = true;
-			cds_lfht_first(ct->ht, &it);
-			node = cds_lfht_iter_get_node(&it);
-			if (!node)
-				break;
-		}
-		victim = flow_of(node, &dir);
-		if (victim == f)
-			continue;
-		if (flow_expired(victim, f->created)) {
-			if (xlb_ct_delete(ct, victim))
+		for (int i = 0; i < CT_SLOTS; i++) {
+			uint64_t v = slot_load(bk, i);
+			struct xlb_flow *victim;
+			enum xlb_dir d;
+
+			if (!v)
+				continue;
+			seen++;
+			victim = slot_flow(ct, v, &d);
+			if (victim == f)
+				continue;
+			if (flow_expired(victim, f->created)) {
+				if (xlb_ct_delete(ct, victim))
+					return true;
+				continue;
+			}
+			if (flow_status(victim) & (XLB_FLOW_ASSURED | XLB_FLOW_DYING))
+				continue;
+			if (xlb_ct_delete(ct, victim)) {
+				st->early_drop++;
 				return true;
-			continue;
+			}
 		}
-		if (flow_status(victim) & (XLB_FLOW_ASSURED | XLB_FLOW_DYING))
-			continue;
-		if (xlb_ct_delete(ct, victim)) {
-			st->early_drop++;
-			return true;
-		}
+		b = b + 1 == ct->nbuckets ? 0 : b + 1;
 	}
 	return false;
 }
 
-/*
- * Add one node with add_unique. Returns NULL when our node went in, or the
- * node that owns the tuple. An expired owner is deleted and the add tried
- * again, a few times.
- */
-static struct cds_lfht_node *add_node(struct xlb_ct *ct, struct xlb_flow *f, enum xlb_dir dir,
-				      uint32_t hash)
+/* Delete the expired flows in a bucket; returns how many. */
+static unsigned bucket_reap(struct xlb_ct *ct, struct ct_bucket *b, uint64_t now,
+			    uint64_t *scanned)
 {
-	struct cds_lfht_node *got;
-	struct xlb_flow *owner;
-	enum xlb_dir odir;
-	int tries;
+	unsigned deleted = 0;
 
-	for (tries = 0;; tries++) {
-		got = cds_lfht_add_unique(ct->ht, hash, match_owner, &f->tuple[dir], &f->node[dir]);
-		if (got == &f->node[dir])
-			return NULL;
-		owner = flow_of(got, &odir);
-		if (owner == f || tries >= INSERT_RETRIES || !flow_expired(owner, f->created))
-			return got;
-		xlb_ct_delete(ct, owner);
+	for (int i = 0; i < CT_SLOTS; i++) {
+		uint64_t v = slot_load(b, i);
+		struct xlb_flow *f;
+		enum xlb_dir d;
+
+		if (!v)
+			continue;
+		f = slot_flow(ct, v, &d);
+		if (scanned)
+			(*scanned)++;
+		if (flow_expired(f, now) && xlb_ct_delete(ct, f))
+			deleted++;
+	}
+	return deleted;
+}
+
+static unsigned chain_reap(struct xlb_ct *ct, struct ct_bucket *b, uint64_t now)
+{
+	unsigned deleted = 0;
+
+	for (; b; b = chain_next(ct, b))
+		deleted += bucket_reap(ct, b, now, NULL);
+	return deleted;
+}
+
+enum add_result { ADD_OK, ADD_CLASH, ADD_FULL };
+
+/* An overflow bucket from the pool, or NULL when the pool is used up. */
+static struct ct_bucket *overflow_new(struct xlb_ct *ct)
+{
+	uint32_t n = __atomic_fetch_add(&ct->pool_used, 1, __ATOMIC_RELAXED);
+
+	if (n >= ct->npool) {
+		__atomic_store_n(&ct->pool_used, ct->npool, __ATOMIC_RELAXED);
+		return NULL;
+	}
+	return &ct->buckets[ct->nbuckets + n];
+}
+
+/*
+ * Give f's tuple for dir a slot in the emptier of its two buckets, unless
+ * a live flow owns the tuple (ADD_CLASH, *owner and *odir set) or both
+ * buckets are full (ADD_FULL). An expired owner, or expired flows filling
+ * both buckets, are deleted and the add tried again, a few times.
+ */
+static enum add_result add_slot(struct xlb_ct *ct, struct xlb_flow *f, enum xlb_dir dir,
+				struct xlb_flow **owner, enum xlb_dir *odir)
+{
+	uint32_t h = f->hash[dir];
+	uint32_t i1 = bucket1(ct, h), i2 = bucket2(ct, h);
+	uint32_t lo = i1 < i2 ? i1 : i2, hi = i1 < i2 ? i2 : i1;
+	struct ct_bucket *b1 = &ct->buckets[i1], *b2 = &ct->buckets[i2];
+	const struct xlb_tuple *t = &f->tuple[dir];
+
+	for (int tries = 0;; tries++) {
+		struct ct_bucket *b = NULL, *w1, *w2, *last1 = b1, *last2;
+		unsigned free1, free2;
+		int s1, s2, s = 0;
+
+		spin_lock(&ct->locks[lo]);
+		spin_lock(&ct->locks[hi]);
+		*owner = bucket_owner(ct, b1, h, t, odir);
+		if (!*owner)
+			*owner = bucket_owner(ct, b2, h, t, odir);
+		if (!*owner) {
+			s1 = bucket_free_slot(ct, b1, &w1, &free1, &last1);
+			s2 = bucket_free_slot(ct, b2, &w2, &free2, &last2);
+			if (s1 >= 0 && (s2 < 0 || free1 >= free2)) {
+				b = w1;
+				s = s1;
+			} else if (s2 >= 0) {
+				b = w2;
+				s = s2;
+			} else if ((b = overflow_new(ct))) {
+				/* Both chains full: a fresh overflow bucket at
+				 * the end of the first, under its lock. */
+				s = 0;
+				__atomic_store_n(&last1->next, (uint32_t)(b - ct->buckets),
+						 __ATOMIC_RELEASE);
+			}
+			if (b) {
+				__atomic_store_n(&b->slot[s], slot_of(h, f->idx, dir),
+						 __ATOMIC_RELEASE);
+				spin_unlock(&ct->locks[hi]);
+				spin_unlock(&ct->locks[lo]);
+				return ADD_OK;
+			}
+		}
+		spin_unlock(&ct->locks[hi]);
+		spin_unlock(&ct->locks[lo]);
+
+		if (*owner) {
+			if (tries >= INSERT_RETRIES || !flow_expired(*owner, f->created))
+				return ADD_CLASH;
+			xlb_ct_delete(ct, *owner);
+		} else if (tries >= INSERT_RETRIES ||
+			   !(chain_reap(ct, b1, f->created) + chain_reap(ct, b2, f->created))) {
+			return ADD_FULL;
+		}
 	}
 }
 
@@ -501,55 +819,58 @@ struct xlb_flow *xlb_ct_insert_hashed(struct xlb_ct *ct, struct xlb_flow *f, uin
 				      struct xlb_ct_stats *st)
 {
 	struct xlb_ct_stats scratch;
-	struct cds_lfht_node *owner;
-	struct xlb_flow *winner;
-	enum xlb_dir dir;
+	struct xlb_flow *owner;
+	enum add_result r;
+	enum xlb_dir odir;
+	uint64_t now = f->created;
 	uint32_t old;
 
 	if (!st)
 		st = &scratch;
 
-	/* The table's reference and ours; f is not visible yet. */
-	f->use = 2;
+	f->hash[XLB_DIR_ORIG] = orig_hash;
+	f->hash[XLB_DIR_REPLY] = xlb_ct_hash(ct, &f->tuple[XLB_DIR_REPLY]);
 	__atomic_add_fetch(&ct->count, 1, __ATOMIC_RELAXED);
 
-	owner = add_node(ct, f, XLB_DIR_ORIG, orig_hash);
-	if (owner) {
-		uint64_t now = f->created;
-
+	r = add_slot(ct, f, XLB_DIR_ORIG, &owner, &odir);
+	if (r != ADD_OK) {
 		/* f was never visible: free it now, no grace period needed. */
 		__atomic_sub_fetch(&ct->count, 1, __ATOMIC_RELAXED);
-		free(f);
-		winner = flow_of(owner, &dir);
-		if (dir == XLB_DIR_ORIG && !flow_expired(winner, now)) {
+		slab_put_now(ct, f);
+		if (r == ADD_CLASH && odir == XLB_DIR_ORIG && !flow_expired(owner, now)) {
 			/* Another worker created the same connection first: its
 			 * backend choice stands, the packet joins its flow. */
 			st->clash_resolve++;
-			return winner;
+			return owner;
 		}
-		/* Our orig tuple is the reply tuple of another connection, or
-		 * an expired owner would not go away: not ours to adopt. */
-		st->insert_failed++;
+		/* Our orig tuple is the reply tuple of another connection, an
+		 * expired owner would not go away, or no room. */
+		if (r == ADD_FULL)
+			st->chaintoolong++;
+		else
+			st->insert_failed++;
 		return NULL;
 	}
 
-	owner = add_node(ct, f, XLB_DIR_REPLY, xlb_ct_hash(ct, &f->tuple[XLB_DIR_REPLY]));
-	if (owner) {
-		/* The reply tuple (after NAT) belongs to another connection.
-		 * f was visible for a moment: unpublish it the normal way. */
+	r = add_slot(ct, f, XLB_DIR_REPLY, &owner, &odir);
+	if (r != ADD_OK) {
+		/* The reply tuple (after NAT) belongs to another connection,
+		 * or has no room. f was visible for a moment: unpublish it the
+		 * normal way. */
 		xlb_ct_delete(ct, f);
-		flow_put(f);
-		st->insert_failed++;
+		if (r == ADD_FULL)
+			st->chaintoolong++;
+		else
+			st->insert_failed++;
 		return NULL;
 	}
 
 	old = __atomic_fetch_or(&f->status, XLB_FLOW_REPLY_HASHED, __ATOMIC_ACQ_REL);
 	if (old & XLB_FLOW_DYING) {
 		/* Deleted (a flush, say) between our two adds; the deleter did
-		 * not know about the reply node. The packet may still use f
+		 * not know about the reply slot. The packet may still use f
 		 * until the next quiescent state. */
-		cds_lfht_del(ct->ht, &f->node[XLB_DIR_REPLY]);
-		flow_put(f);
+		remove_slot(ct, f, XLB_DIR_REPLY);
 		st->insert++;
 		return f;
 	}
@@ -558,11 +879,9 @@ struct xlb_flow *xlb_ct_insert_hashed(struct xlb_ct *ct, struct xlb_flow *f, uin
 		/* Full of ASSURED connections: the new one loses, as in the
 		 * kernel, where established traffic outranks new attempts. */
 		xlb_ct_delete(ct, f);
-		flow_put(f);
 		st->drop++;
 		return NULL;
 	}
-	flow_put(f);
 	st->insert++;
 	return f;
 }
@@ -571,83 +890,51 @@ struct xlb_flow *xlb_ct_insert_hashed(struct xlb_ct *ct, struct xlb_flow *f, uin
 
 int xlb_ct_foreach(struct xlb_ct *ct, xlb_ct_iter_fn fn, void *arg)
 {
-	struct cds_lfht_iter it;
-	struct cds_lfht_node *node;
-	struct xlb_flow *f;
-	enum xlb_dir dir;
-	int ret;
+	/* Slots never move, so every flow in the table for the whole walk
+	 * is visited once, by its original tuple's slot; fn may delete it. */
+	uint32_t n = ct->nbuckets + __atomic_load_n(&ct->pool_used, __ATOMIC_RELAXED);
 
-	/* Deleting the current node is allowed by cds_lfht during a walk;
-	 * the walk continues from the successor it already read, and the
-	 * flow's memory lasts until the caller's next quiescent state. */
-	cds_lfht_for_each(ct->ht, &it, node) {
-		f = flow_of(node, &dir);
-		if (dir != XLB_DIR_ORIG || (flow_status(f) & XLB_FLOW_DYING))
-			continue;
-		ret = fn(f, arg);
-		if (ret)
-			return ret;
+	for (uint32_t b = 0; b < n; b++) {
+		for (int i = 0; i < CT_SLOTS; i++) {
+			uint64_t v = slot_load(&ct->buckets[b], i);
+			struct xlb_flow *f;
+			enum xlb_dir d;
+			int ret;
+
+			if (!v)
+				continue;
+			f = slot_flow(ct, v, &d);
+			if (d != XLB_DIR_ORIG || (flow_status(f) & XLB_FLOW_DYING))
+				continue;
+			ret = fn(f, arg);
+			if (ret)
+				return ret;
+		}
 	}
 	return 0;
 }
 
-/* Put the collector back where it stopped. The reference it held kept
- * the cursor flow's memory; whether the node is still in the table only a
- * lookup of that very node can tell (a removed node's successor pointer
- * may lead to memory freed since). */
-static bool gc_resume(struct xlb_ct *ct, struct cds_lfht_iter *it)
-{
-	struct xlb_flow *f = ct->gc_cursor;
-	bool found;
-
-	if (!f)
-		return false;
-	ct->gc_cursor = NULL;
-	found = find_node(ct, f, ct->gc_cursor_dir, it);
-	flow_put(f);   /* if that was the last reference, call_rcu waits for us */
-	if (!found)
-		ct->gc.restarts++;
-	return found;
-}
-
-/* Hold the next entry to visit so a quiescent state cannot free it. */
-static void gc_park(struct xlb_ct *ct, struct cds_lfht_iter *it)
-{
-	struct cds_lfht_node *node;
-	struct xlb_flow *f;
-	enum xlb_dir dir;
-
-	for (; (node = cds_lfht_iter_get_node(it)); cds_lfht_next(ct->ht, it)) {
-		f = flow_of(node, &dir);
-		if (flow_get(f)) {
-			ct->gc_cursor = f;
-			ct->gc_cursor_dir = dir;
-			return;
-		}
-	}
-	/* End of the table: the next slice starts from the beginning. */
-}
-
 unsigned xlb_ct_gc(struct xlb_ct *ct, uint64_t now, unsigned budget)
 {
-	struct cds_lfht_iter it;
-	struct cds_lfht_node *node;
-	struct xlb_flow *f;
-	enum xlb_dir dir;
 	unsigned n, deleted = 0;
+	uint32_t b = ct->gc_cursor;
 
 	ct->gc.slices++;
-	if (!gc_resume(ct, &it))
-		cds_lfht_first(ct->ht, &it);
-	for (n = 0; n < budget && (node = cds_lfht_iter_get_node(&it)); n++) {
-		f = flow_of(node, &dir);
-		if (flow_expired(f, now) && xlb_ct_delete(ct, f))
-			deleted++;
-		cds_lfht_next(ct->ht, &it);
+	uint32_t end = ct->nbuckets + __atomic_load_n(&ct->pool_used, __ATOMIC_RELAXED);
+
+	for (n = 0; n < budget; n++) {
+		deleted += bucket_reap(ct, &ct->buckets[b], now, &ct->gc.scanned);
+		if (++b >= end) {
+			b = 0;
+			ct->gc.passes++;
+		}
 	}
-	ct->gc.scanned += n;
+	ct->gc_cursor = b;
 	ct->gc.deleted += deleted;
-	gc_park(ct, &it);
+
+	spin_lock(&ct->slab_lock);
+	limbo_flush_locked(ct);
+	spin_unlock(&ct->slab_lock);
 	return deleted;
 }
 

@@ -2,14 +2,19 @@
 /*
  * The flow table: connection tracking shared by all workers.
  *
- * One struct xlb_flow per connection, hashed in one liburcu cds_lfht under
- * both its original tuple and its reply tuple (after NAT), so a packet of
- * either direction, arriving on any queue, finds it with one lookup.
+ * One struct xlb_flow per connection, indexed under both its original
+ * tuple and its reply tuple (after NAT), so a packet of either direction,
+ * arriving on any queue, finds it with one lookup. The index is xlb's own
+ * (flow.c): a fixed array of cache-line buckets of 8 slots, two candidate
+ * buckets per tuple, a 32-bit tag per slot, so a lookup reads two bucket
+ * lines and one line of the flow, and a burst can prefetch all of them
+ * before it needs them.
  *
  * RCU rules: workers are QSBR readers. Lookups, inserts and deletes run on
- * the read side; a deleted flow is freed with call_rcu, so a pointer got
- * from a lookup stays valid until the caller's next quiescent state.
- * Counters in a flow are written without atomics (see xlb_flow_account).
+ * the read side; a deleted flow's memory is reused only after a grace
+ * period, so a pointer got from a lookup stays valid until the caller's
+ * next quiescent state. Counters in a flow are written without atomics
+ * (see xlb_flow_account).
  */
 #ifndef XLB_FLOW_H
 #define XLB_FLOW_H
@@ -18,7 +23,6 @@
 #include <stdint.h>
 
 #include <urcu-qsbr.h>
-#include <urcu/rculfhash.h>
 
 #include "config.h"
 #include "packet.h"
@@ -74,44 +78,44 @@ struct xlb_tcp_window {
 };
 
 /*
- * Layout: the two hash nodes come first and the entry is 64-byte aligned,
- * so which node a lookup found (hence the packet's direction) is read from
- * the node's address: node[0] sits on a cache-line boundary, node[1] does
- * not. The fields every packet reads follow on the same line.
+ * Layout, for the packet path: the first cache line holds what every
+ * packet reads and the tracker writes (timeout, status, TCP state, the
+ * tracker's lock) and the original tuple, which ends on the line's last
+ * byte; the reply tuple opens the second line, with the next-hop MAC
+ * cache. A lookup's tuple compare therefore touches one line. Counters and
+ * the TCP window follow.
  *
- * Lifetime: `use` counts references (conntrack's use=): one for the table
- * while the flow is hashed, one for an inserter while it publishes the
- * flow, one while the collector parks its cursor on it across quiescent
- * states. The memory is freed a grace period after the flow has left the
- * table and `use` has dropped to 0 (rules in flow.c).
+ * Entries live in the table's slab (flow.c), 64-byte aligned, and are
+ * reused one grace period after they left the table: a pointer from a
+ * lookup stays valid until the reader's next quiescent state, with no
+ * reference count.
  */
 struct xlb_flow {
-	struct cds_lfht_node node[2];      /* [XLB_DIR_ORIG], [XLB_DIR_REPLY] */
-	struct xlb_tuple tuple[2];         /* orig, reply (after NAT) */
 	uint64_t expires;                  /* ns, CLOCK_MONOTONIC */
 	uint32_t status;                   /* XLB_FLOW_* */
 	uint16_t service_id;
 	uint16_t backend_id;
 	uint8_t tcp_state;                 /* enum xlb_tcp_state */
 	uint8_t l4proto;
-	uint8_t last_dir, last_index;      /* TCP tracker bookkeeping */
-	uint8_t retrans;
 	uint8_t lock;                      /* TCP tracker spinlock: two queues, two directions */
-	uint16_t pad;
-	uint32_t mark;
+	uint8_t retrans;
+	uint8_t last_dir, last_index;      /* TCP tracker bookkeeping */
+	uint8_t last_flags;                /* TCP tracker: simultaneous open, challenge ACK,
+	                                    * an ignored SYN's options */
+	uint8_t last_wscale;               /* an ignored SYN's window scale */
+	struct xlb_tuple tuple[2];         /* orig, reply (after NAT) */
 	uint32_t nh_gen[2];                /* route generation nh_mac[dir] was resolved at */
 	uint8_t nh_mac[2][6];              /* next-hop MAC per direction */
+	uint32_t mark;
 	struct xlb_flow_counter counter[2];
 	struct xlb_tcp_window win[2];      /* [dir]: what that side sent (tcp.c) */
 	uint32_t last_seq, last_ack, last_end;
 	uint16_t last_win;
-	uint8_t last_flags;                /* TCP tracker: simultaneous open, challenge ACK,
-	                                    * an ignored SYN's options */
-	uint8_t last_wscale;               /* an ignored SYN's window scale */
-	uint32_t use;                      /* references, see above; atomic */
 	uint64_t created;                  /* ns, CLOCK_MONOTONIC (UDP stream detection) */
 	uint64_t start;                    /* ns, CLOCK_REALTIME, for -o timestamp */
-	struct rcu_head rcu;
+	uint32_t hash[2];                  /* xlb_ct_hash() of each tuple, for unhashing */
+	uint32_t idx;                      /* slab index: the table's name for the flow */
+	uint32_t free_next;                /* slab free and limbo lists (flow.c) */
 } __attribute__((aligned(64)));
 
 /* Per-worker statistics, the kernel's names (conntrack -S). Written by one
@@ -132,19 +136,34 @@ struct xlb_ct_stats {
 struct xlb_ct;
 
 /*
- * Create a table bounded to `max` entries with `buckets` initial buckets
- * (a power of two), timeouts and switches from conf. The hash seed is
- * random. Returns NULL and sets errno.
+ * Create a table bounded to `max` entries, timeouts and switches from conf.
+ * The index has max(conf->buckets, max / 2) buckets of 8 slots, so a full
+ * table fills half its slots; it does not grow (a reload that raises max
+ * far beyond makes inserts fail with chaintoolong). Flow memory comes from
+ * a slab that grows as needed. The hash seed is random. Returns NULL and
+ * sets errno.
  */
 struct xlb_ct *xlb_ct_create(const struct xlb_ct_conf *conf);
 
 /* Apply new timeouts, tcp_loose, tcp_be_liberal and max (reload). */
 void xlb_ct_set_conf(struct xlb_ct *ct, const struct xlb_ct_conf *conf);
 
-/* Free every entry and the table. No reader may be using it. */
+/* Free every entry and the table. No reader may be using it; the caller
+ * may be an online QSBR reader (it is taken offline while deferred frees
+ * finish). */
 void xlb_ct_destroy(struct xlb_ct *ct);
 
 uint32_t xlb_ct_hash(const struct xlb_ct *ct, const struct xlb_tuple *t);
+
+/*
+ * Batching for the packet path: a worker hashes a whole burst, calls
+ * xlb_ct_prefetch_buckets() for every packet, then xlb_ct_prefetch_flow()
+ * for every packet (the buckets are in cache by then; this finds the
+ * candidate flow by tag and prefetches its lines), then looks each packet
+ * up for real. Hints only: they change nothing and may be skipped.
+ */
+void xlb_ct_prefetch_buckets(const struct xlb_ct *ct, uint32_t hash);
+void xlb_ct_prefetch_flow(const struct xlb_ct *ct, uint32_t hash);
 
 /*
  * Find the flow with orig or reply tuple equal to *t (hash from
@@ -176,8 +195,9 @@ struct xlb_flow *xlb_ct_alloc(struct xlb_ct *ct, const struct xlb_tuple *orig,
  * tuple: f; or the winner of an insert race, in which case f is released
  * and st->clash_resolve counted (the kernel's DNS race: the loser adopts the
  * winner and its backend); or NULL when the flow cannot be inserted (reply
- * tuple owned by another flow: st->insert_failed; table full and nothing
- * could be early-dropped: st->drop), f released. When the table is over
+ * tuple owned by another flow: st->insert_failed; both buckets of a tuple
+ * full of live entries: st->chaintoolong; table full and nothing could be
+ * early-dropped: st->drop), f released. When the table is over
  * `max`, an entry that is not ASSURED near f's hash is evicted first
  * (st->early_drop). RCU read side.
  */
@@ -227,30 +247,40 @@ static inline void xlb_flow_account(struct xlb_flow *f, enum xlb_dir dir, uint32
 	f->counter[dir].bytes += bytes;
 }
 
+/* conntrack's use=: 1 while the table holds f, 0 once it is dying. */
+static inline uint32_t xlb_flow_use(const struct xlb_flow *f)
+{
+	return !(__atomic_load_n(&f->status, __ATOMIC_RELAXED) & XLB_FLOW_DYING);
+}
+
 /* Seconds left before f expires (0 when expired). */
 uint32_t xlb_flow_timeout_left(const struct xlb_flow *f, uint64_t now);
 
 /*
- * Garbage collection slice: look at up to `budget` entries from where the
- * previous slice stopped, delete expired ones. Returns how many were
+ * Garbage collection slice: look at `budget` buckets from where the
+ * previous slice stopped (wrapping to the first one after the last), delete
+ * the expired flows found there, and hand flows deleted since the last
+ * slice to RCU to be reused after a grace period. Returns how many were
  * deleted. Call from one thread only (the collector), online as an RCU
- * reader; it may go quiescent between calls.
+ * reader; it may go quiescent between calls. A slice costs what its
+ * buckets cost, whatever the table holds.
  */
 unsigned xlb_ct_gc(struct xlb_ct *ct, uint64_t now, unsigned budget);
 
 /* What the collector did since the table was created (read from the
- * collector's thread, or accept slightly stale values). `restarts` counts
- * slices that found their cursor entry deleted and began again from the
- * start of the table. */
+ * collector's thread, or accept slightly stale values). `passes` counts
+ * slices that reached the end of the bucket array; `scanned` counts
+ * slots in use looked at (a flow has two). */
 struct xlb_ct_gc_stats {
 	uint64_t slices;
 	uint64_t scanned;
 	uint64_t deleted;
-	uint64_t restarts;
+	uint64_t passes;
 };
 void xlb_ct_gc_stats(const struct xlb_ct *ct, struct xlb_ct_gc_stats *out);
 
 uint32_t xlb_ct_count(const struct xlb_ct *ct);
+uint32_t xlb_ct_buckets(const struct xlb_ct *ct);   /* index buckets (8 slots each) */
 uint32_t xlb_ct_max(const struct xlb_ct *ct);
 
 /* Visit every live entry once. RCU read side for the whole walk; fn may call

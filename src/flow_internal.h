@@ -20,9 +20,32 @@
 
 #define NSEC_PER_SEC 1000000000ull
 
+/* A bucket of the index: one cache line, 7 slots and the index of an
+ * overflow bucket (0: none). A slot is 0 (empty) or tag << 32 | ref, where
+ * tag is the tuple's hash and ref = idx << 1 | dir names a flow of the
+ * slab and which of its tuples the slot indexes. */
+#define CT_SLOTS 7
+struct ct_bucket {
+	uint64_t slot[CT_SLOTS];
+	uint32_t next;                     /* overflow bucket, from the pool */
+	uint32_t pad;
+} __attribute__((aligned(64)));
+
+/* The slab: flows in chunks of CT_CHUNK_FLOWS (2 MiB, one huge page where
+ * the kernel gives one), named by a 32-bit index. Index 0 is never used,
+ * so a ref is never 0. */
+#define CT_CHUNK_SHIFT 13
+#define CT_CHUNK_FLOWS (1u << CT_CHUNK_SHIFT)
+#define CT_MAX_CHUNKS ((1u << 27) >> CT_CHUNK_SHIFT)   /* 128M flows */
+
 struct xlb_ct {
-	struct cds_lfht *ht;
+	/* Read by every lookup, written only at create/destroy. */
+	struct ct_bucket *buckets;         /* [nbuckets + npool] */
+	uint32_t nbuckets;                 /* hashed to */
+	uint32_t npool;                    /* overflow buckets after them */
 	uint64_t seed[2];                  /* SipHash key, from getrandom() */
+	struct xlb_flow **chunks;          /* [CT_MAX_CHUNKS], filled as the slab grows */
+	uint8_t *locks;                    /* [nbuckets]: inserts lock a tuple's two buckets */
 
 	/* Settings a reload may change while workers read them: each one
 	 * read and written with relaxed atomics. */
@@ -36,10 +59,22 @@ struct xlb_ct {
 	/* Touched by every insert and delete on any worker: alone on its
 	 * line so lookups do not share it. */
 	uint32_t count __attribute__((aligned(64)));
+	uint32_t pool_used;                /* overflow buckets handed out */
+
+	/* The slab's allocator, under one spinlock (per new and per deleted
+	 * connection, never per packet): a free list, the next never-used
+	 * index, and the limbo list of flows deleted but perhaps still read
+	 * by a reader, handed to call_rcu in batches. */
+	uint8_t slab_lock __attribute__((aligned(64)));
+	uint32_t free_head;
+	uint32_t nchunks;
+	uint32_t next_unused;
+	uint32_t limbo_head, limbo_tail;
+	uint32_t limbo_n;
+	uint32_t in_flight;                /* limbo batches waiting for a grace period */
 
 	/* The collector's own state (one thread). */
-	struct xlb_flow *gc_cursor __attribute__((aligned(64)));
-	enum xlb_dir gc_cursor_dir;
+	uint32_t gc_cursor __attribute__((aligned(64)));   /* next bucket */
 	struct xlb_ct_gc_stats gc;
 };
 
@@ -66,20 +101,30 @@ static inline void flow_set_expires(struct xlb_flow *f, uint64_t expires)
 	__atomic_store_n(&f->expires, expires, __ATOMIC_RELAXED);
 }
 
+static inline void spin_lock(uint8_t *l)
+{
+	while (__atomic_test_and_set(l, __ATOMIC_ACQUIRE)) {
+		while (__atomic_load_n(l, __ATOMIC_RELAXED))
+			caa_cpu_relax();
+	}
+}
+
+static inline void spin_unlock(uint8_t *l)
+{
+	__atomic_clear(l, __ATOMIC_RELEASE);
+}
+
 /* The per-flow spinlock: two workers may track the two directions of one
  * connection at once. Held for a few dozen instructions, never across a
  * call that can block or go quiescent. */
 static inline void flow_lock(struct xlb_flow *f)
 {
-	while (__atomic_test_and_set(&f->lock, __ATOMIC_ACQUIRE)) {
-		while (__atomic_load_n(&f->lock, __ATOMIC_RELAXED))
-			caa_cpu_relax();
-	}
+	spin_lock(&f->lock);
 }
 
 static inline void flow_unlock(struct xlb_flow *f)
 {
-	__atomic_clear(&f->lock, __ATOMIC_RELEASE);
+	spin_unlock(&f->lock);
 }
 
 /* Timeout for a flow that has not been tracked yet (tcp.c). */

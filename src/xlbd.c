@@ -40,11 +40,10 @@
 #define TICK_MS 100
 /* GC pacing. Expired entries never match and are taken first by early
  * drop, so collecting them is only about memory: a full pass every ~10 s
- * (a hundredth of the table per tick) is enough. Each tick also stops
- * after GC_SLICE_NS, because a walk of a table with many buckets and few
- * entries costs per bucket, not per entry (the lab benchmark saw the
- * collector take 41% of xlbd's samples when it was paced per entry only). */
-#define GC_MIN_BUDGET 1024
+ * (a hundredth of the buckets per tick) is enough. A slice costs per
+ * bucket (one cache line of 8 slots), whatever the table holds; each tick
+ * also stops after GC_SLICE_NS so a huge table never holds the core a
+ * worker may share for long. */
 #define GC_CHUNK 256
 #define GC_SLICE_NS 2000000ull
 
@@ -566,8 +565,7 @@ static int setup_loop(struct xlbd *d)
 
 static void tick(struct xlbd *d, uint64_t *ticks)
 {
-	uint32_t count = xlb_ct_count(d->dp.ct);
-	unsigned budget = count / 100 > GC_MIN_BUDGET ? count / 100 : GC_MIN_BUDGET;
+	unsigned budget = xlb_ct_buckets(d->dp.ct) / 100 + 1;
 	uint64_t expirations, start;
 
 	if (read(d->timerfd, &expirations, sizeof(expirations)) < 0)
@@ -578,7 +576,7 @@ static void tick(struct xlbd *d, uint64_t *ticks)
 
 		if (now - start > GC_SLICE_NS)
 			break;
-		xlb_ct_gc(d->dp.ct, now, GC_CHUNK);
+		xlb_ct_gc(d->dp.ct, now, budget - done < GC_CHUNK ? budget - done : GC_CHUNK);
 		/* Let grace periods through between chunks. */
 		rcu_quiescent_state();
 	}

@@ -3,7 +3,7 @@
  * microbench: the packet function, xlb_worker_handle_burst(), fed from
  * memory in bursts of 64 against flow tables of 1K to 8M connections.
  *
- * What it runs is what a worker runs: real conntrack (cds_lfht, TCP
+ * What it runs is what a worker runs: real conntrack (flow table, TCP
  * tracker), Maglev, NAT and next hops from the kernel's route and neighbour
  * tables, read over netlink in a private network namespace (hence root).
  * Only the AF_XDP socket is missing.
@@ -531,36 +531,6 @@ static double clock_pair_ns(void)
 	return stat3_of(v, 9).median;
 }
 
-/*
- * Let the table's background resize finish before measuring: cds_lfht
- * grows in a worker thread that waits for our grace periods, and a resize
- * running under the measured loop would be timed with it. It allocates
- * and fills new bucket levels, so the RSS stops moving when it is done.
- */
-static void settle(void)
-{
-	uint64_t prev = 0, cur;
-
-	rcu_thread_offline();
-	for (int i = 0; i < 600; i++) {
-		usleep(100 * 1000);
-		cur = rss_bytes();
-		if (cur == prev)
-			break;
-		prev = cur;
-	}
-	rcu_thread_online();
-}
-
-static uint32_t pow2_at_least(uint32_t n)
-{
-	uint32_t p = 1;
-
-	while (p < n && p < (1u << 26))
-		p <<= 1;
-	return p;
-}
-
 /* Timed: the whole size in this process, results into *res. */
 static int run_size(const struct opts *o, uint32_t flows, struct size_result *res)
 {
@@ -574,9 +544,9 @@ static int run_size(const struct opts *o, uint32_t flows, struct size_result *re
 	b.rng = o->seed;
 	b.perf_fd[0] = b.perf_fd[1] = -1;
 	res->flows = flows;
-	res->buckets = o->buckets ? o->buckets : pow2_at_least(flows);
-	if (bench_open(&b, flows, res->buckets, res->error, sizeof(res->error)))
+	if (bench_open(&b, flows, o->buckets ? o->buckets : 1, res->error, sizeof(res->error)))
 		return -1;
+	res->buckets = xlb_ct_buckets(b.dp.ct);
 	if (o->perf) {
 		b.perf_fd[0] = perf_open(PERF_COUNT_HW_INSTRUCTIONS, res->perf_why,
 					 sizeof(res->perf_why));
@@ -590,7 +560,6 @@ static int run_size(const struct opts *o, uint32_t flows, struct size_result *re
 	t0 = now_ns();
 	fill(&b, flows, &res->not_tx);
 	res->fill_s = (double)(now_ns() - t0) / 1e9;
-	settle();
 	res->rss_after = rss_bytes();
 	if (xlb_ct_count(b.dp.ct) != flows)
 		snprintf(res->error, sizeof(res->error), "table holds %u flows after the fill, not %u",
@@ -681,13 +650,12 @@ static int run_size_callgrind(const struct opts *o, uint32_t flows)
 
 	memset(&b, 0, sizeof(b));
 	b.rng = o->seed;
-	if (bench_open(&b, flows, o->buckets ? o->buckets : pow2_at_least(flows), err,
+	if (bench_open(&b, flows, o->buckets ? o->buckets : 1, err,
 		       sizeof(err))) {
 		fprintf(stderr, "microbench: %s\n", err);
 		return 1;
 	}
 	fill(&b, flows, &not_tx);
-	settle();
 	/* Warm the same way the timed runs are warm. */
 	for (uint32_t i = 0; i < bursts; i++) {
 		prep_established(&b, flows);
@@ -829,31 +797,6 @@ static int callgrind_size(const struct opts *o, const char *dir, uint32_t flows,
 
 /* ---- output --------------------------------------------------------------------- */
 
-/* What the heap hands out per flow: aligned_alloc's usable size plus the
- * chunk header, averaged over many allocations (one alone depends on what
- * the heap has free), computed once so the table and the JSON agree. The
- * alignment fragments left between chunks are not in it; the RSS is. */
-static size_t malloc_usable_size_probe(void)
-{
-	static size_t cached;
-	void *p[1024];
-	size_t sum = 0;
-	int n;
-
-	if (cached)
-		return cached;
-	for (n = 0; n < 1024; n++) {
-		p[n] = aligned_alloc(64, sizeof(struct xlb_flow));
-		if (!p[n])
-			break;
-		sum += malloc_usable_size(p[n]) + sizeof(size_t);
-	}
-	for (int i = 0; i < n; i++)
-		free(p[i]);
-	cached = n ? sum / (size_t)n : 0;
-	return cached;
-}
-
 static double per_flow(const struct size_result *r)
 {
 	return r->flows ? (double)(r->rss_after - r->rss_before) / r->flows : 0;
@@ -892,9 +835,8 @@ static void print_table(const struct opts *o, struct size_result *res, int n)
 			printf("       INVALID RUN: %" PRIu64 " frames not TX, %" PRIu64
 			       " new flows not found\n", r->not_tx, r->new_missing);
 	}
-	printf("\nsizeof(struct xlb_flow) = %zu B; malloc'd chunk per flow = %zu B;"
-	       " cds_lfht bucket = %zu B\n", sizeof(struct xlb_flow),
-	       malloc_usable_size_probe(), sizeof(struct cds_lfht_node));
+	printf("\nsizeof(struct xlb_flow) = %zu B (slab, no per-flow allocation);"
+	       " index bucket = 64 B (8 slots, 2 per flow)\n", sizeof(struct xlb_flow));
 	if (n > 0 && res[0].done)
 		printf("clock_gettime pair %.1f ns per timed burst (subtracted); rebuilding a frame"
 		       " %.1f ns/pkt (outside the timed region)\n", res[0].clock_ns, res[0].prep_ns);
@@ -935,10 +877,10 @@ static int write_json(const struct opts *o, const struct size_result *res, int n
 	}
 	fprintf(f, "{\n  \"burst\": %d,\n  \"runs\": %d,\n  \"established_packets_per_run\": %u,\n"
 		"  \"new_connections_per_run\": %u,\n  \"sizeof_flow\": %zu,\n"
-		"  \"flow_chunk_bytes\": %zu,\n  \"perf_supported\": %s,\n  \"sizes\": [\n",
+		"  \"perf_supported\": %s,\n  \"sizes\": [\n",
 		XLB_BURST, o->runs, o->est_packets / XLB_BURST * XLB_BURST,
 		o->new_conns / XLB_BURST * XLB_BURST, sizeof(struct xlb_flow),
-		malloc_usable_size_probe(), n > 0 && res[0].perf_ok ? "true" : "false");
+		n > 0 && res[0].perf_ok ? "true" : "false");
 	for (int i = 0; i < n; i++) {
 		const struct size_result *r = &res[i];
 
@@ -994,8 +936,8 @@ static void usage(FILE *f)
 		"  -r, --runs N            runs per figure, the median is reported (default 5)\n"
 		"  -p, --packets N         established packets per run (default 2000000)\n"
 		"  -n, --new N             new connections per run (default 200000)\n"
-		"  -b, --buckets N         initial hash buckets (default: flows rounded up to a\n"
-		"                          power of two; the table also resizes itself)\n"
+		"  -b, --buckets N         index buckets, as [conntrack] buckets (default: the\n"
+		"                          table's own sizing, max / 2)\n"
 		"  -j, --json PATH         write the results as JSON (default microbench.json)\n"
 		"      --callgrind         also run each size under valgrind --tool=callgrind and\n"
 		"                          report instructions (Ir) per packet and per connection\n"
