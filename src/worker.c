@@ -349,41 +349,60 @@ static __attribute__((noinline)) bool notrack_reply(struct xlb_worker *w,
 	return true;
 }
 
-static enum xlb_verdict handle_one(struct xlb_worker *w, struct xlb_buf *b,
+/* What the first pass over a burst found out about a frame. */
+enum stage {
+	STAGE_TRACKED,       /* TCP or UDP: hashed, its buckets prefetched */
+	STAGE_ICMP,
+	STAGE_UNSUPPORTED,
+	STAGE_PARSE_ERROR,
+};
+
+/* Parse a frame, and for TCP and UDP hash its tuple and prefetch the two
+ * buckets its flow can be in: first pass of a burst. */
+static inline enum stage classify(struct xlb_worker *w, const struct xlb_buf *b,
+				  struct xlb_pkt *p, uint32_t *hash)
+{
+	enum xlb_parse_result pr = xlb_pkt_parse(p, b->data, b->len);
+
+	if (unlikely(pr != XLB_PARSE_OK))
+		return pr == XLB_PARSE_FRAGMENT || pr == XLB_PARSE_UNSUPPORTED ?
+		       STAGE_UNSUPPORTED : STAGE_PARSE_ERROR;
+	/* Zones from VLANs: the same tuple on two VLANs is two connections. */
+	if (unlikely(p->has_vlan) && __atomic_load_n(&w->dp->zone_from_vlan, __ATOMIC_RELAXED))
+		p->tuple.zone = p->vlan_tci & 0x0fff;
+	if (unlikely(p->tuple.proto != IPPROTO_TCP && p->tuple.proto != IPPROTO_UDP))
+		return p->tuple.proto == IPPROTO_ICMP || p->tuple.proto == IPPROTO_ICMPV6 ?
+		       STAGE_ICMP : STAGE_UNSUPPORTED;
+	*hash = xlb_ct_hash(w->dp->ct, &p->tuple);
+	xlb_ct_prefetch_buckets(w->dp->ct, *hash);
+	return STAGE_TRACKED;
+}
+
+static enum xlb_verdict handle_one(struct xlb_worker *w, struct xlb_buf *b, struct xlb_pkt *p,
+				   enum stage stage, uint32_t hash,
 				   const struct xlb_services *svcs, uint32_t gen, uint64_t now)
 {
 	struct xlb_ct *ct = w->dp->ct;
 	enum xlb_drop_reason reason;
-	enum xlb_parse_result pr;
 	enum xlb_ctinfo ctinfo;
 	struct xlb_flow *f;
 	enum xlb_dir dir;
-	struct xlb_pkt p;
-	uint32_t hash;
 	uint8_t mac[6];
 
-	pr = xlb_pkt_parse(&p, b->data, b->len);
-	if (unlikely(pr != XLB_PARSE_OK))
-		return drop(w, pr == XLB_PARSE_FRAGMENT || pr == XLB_PARSE_UNSUPPORTED ?
-				       XLB_DROP_UNSUPPORTED : XLB_DROP_PARSE);
-	/* Zones from VLANs: the same tuple on two VLANs is two connections. */
-	if (unlikely(p.has_vlan) && __atomic_load_n(&w->dp->zone_from_vlan, __ATOMIC_RELAXED))
-		p.tuple.zone = p.vlan_tci & 0x0fff;
-	if (unlikely(p.tuple.proto != IPPROTO_TCP && p.tuple.proto != IPPROTO_UDP)) {
-		if (p.tuple.proto == IPPROTO_ICMP || p.tuple.proto == IPPROTO_ICMPV6)
-			return icmp(w, b, &p, now);
-		return drop(w, XLB_DROP_UNSUPPORTED);
+	if (unlikely(stage != STAGE_TRACKED)) {
+		if (stage == STAGE_ICMP)
+			return icmp(w, b, p, now);
+		return drop(w, stage == STAGE_UNSUPPORTED ? XLB_DROP_UNSUPPORTED : XLB_DROP_PARSE);
 	}
 
 	if (unlikely(svcs && svcs->n_notrack)) {
 		enum xlb_verdict v;
 
-		if (notrack_orig(w, svcs, b, &p, now, &v))
+		if (notrack_orig(w, svcs, b, p, now, &v))
 			return v;
 	}
 
-	hash = xlb_ct_hash(ct, &p.tuple);
-	f = xlb_ct_lookup(ct, &p.tuple, hash, now, &dir);
+	f = xlb_ct_lookup(ct, &p->tuple, hash, now, &dir);
 	if (likely(f != NULL)) {
 		bool events = xlb_events_wanted();
 		uint32_t before = 0;
@@ -394,13 +413,13 @@ static enum xlb_verdict handle_one(struct xlb_worker *w, struct xlb_buf *b,
 			return drop(w, XLB_DROP_BACKEND_DOWN);
 		if (unlikely(events))
 			before = flow_event_state(f);
-		ctinfo = xlb_ct_track(ct, f, dir, &p, now);
+		ctinfo = xlb_ct_track(ct, f, dir, p, now);
 		if (unlikely(ctinfo == XLB_CTINFO_INVALID)) {
 			w->ct_stats.invalid++;
 			return drop(w, XLB_DROP_INVALID);
 		}
 		if (unlikely(tcp_before == XLB_TCP_SYN_SENT) && dir == XLB_DIR_REPLY)
-			passive_check(f, &p);
+			passive_check(f, p);
 		if (unlikely(events) && ctinfo != XLB_CTINFO_NEW && flow_event_state(f) != before)
 			xlb_events_emit(XLB_CT_EVENT_UPDATE, f);
 		/* A SYN reopening a closed connection: the tracker removed the
@@ -415,18 +434,18 @@ static enum xlb_verdict handle_one(struct xlb_worker *w, struct xlb_buf *b,
 		if (unlikely(svcs && svcs->n_notrack)) {
 			enum xlb_verdict v;
 
-			if (notrack_reply(w, svcs, b, &p, &v))
+			if (notrack_reply(w, svcs, b, p, &v))
 				return v;
 		}
 
-		f = create_flow(w, svcs, &p, hash, now, &reason, &created, &svc);
+		f = create_flow(w, svcs, p, hash, now, &reason, &created, &svc);
 		if (!f) {
 			if (reason == XLB_DROP_NO_BACKEND)
-				return reject(w, b, svc, &p, now);
+				return reject(w, b, svc, p, now);
 			return drop(w, reason);
 		}
 		dir = XLB_DIR_ORIG;
-		ctinfo = xlb_ct_track(ct, f, dir, &p, now);
+		ctinfo = xlb_ct_track(ct, f, dir, p, now);
 		if (unlikely(ctinfo == XLB_CTINFO_INVALID)) {
 			w->ct_stats.invalid++;
 			return drop(w, XLB_DROP_INVALID);
@@ -435,8 +454,8 @@ static enum xlb_verdict handle_one(struct xlb_worker *w, struct xlb_buf *b,
 			xlb_events_emit(XLB_CT_EVENT_NEW, f);
 	}
 
-	xlb_flow_account(f, dir, p.l3_len);
-	nat_rewrite(&p, f, dir);
+	xlb_flow_account(f, dir, p->l3_len);
+	nat_rewrite(p, f, dir);
 
 	/* The next hop's MAC, cached in the flow per direction until routes
 	 * or neighbours change (gen + 1 so a zeroed entry never matches). A
@@ -445,7 +464,7 @@ static enum xlb_verdict handle_one(struct xlb_worker *w, struct xlb_buf *b,
 	if (likely(__atomic_load_n(&f->nh_gen[dir], __ATOMIC_ACQUIRE) == gen + 1)) {
 		memcpy(mac, f->nh_mac[dir], 6);
 	} else {
-		enum xlb_verdict v = nexthop(w, b, &p, mac);
+		enum xlb_verdict v = nexthop(w, b, p, mac);
 
 		if (v != XLB_VERDICT_TX)
 			return v;
@@ -461,10 +480,28 @@ unsigned xlb_worker_handle_burst(struct xlb_worker *w, struct xlb_buf *bufs, uns
 {
 	const struct xlb_services *svcs = rcu_dereference(w->dp->services);
 	uint32_t gen = xlb_route_gen(w->dp->route);
+	struct xlb_pkt pkts[XLB_BURST];
+	uint32_t hashes[XLB_BURST];
+	uint8_t stages[XLB_BURST];
 	unsigned ntx = 0;
 
+	/*
+	 * Three passes, so the flow table's cache misses overlap instead of
+	 * following each other: parse and hash every frame and prefetch its
+	 * two buckets; then find each frame's candidate flow by tag in the
+	 * (now cached) buckets and prefetch its lines; then handle the
+	 * frames, whose lookups find everything in cache. The last pass looks
+	 * up for real: a frame earlier in the burst may have created or
+	 * ended the flow a later one belongs to.
+	 */
+	for (unsigned i = 0; i < n; i++)
+		stages[i] = (uint8_t)classify(w, &bufs[i], &pkts[i], &hashes[i]);
+	for (unsigned i = 0; i < n; i++)
+		if (stages[i] == STAGE_TRACKED)
+			xlb_ct_prefetch_flow(w->dp->ct, hashes[i]);
 	for (unsigned i = 0; i < n; i++) {
-		bufs[i].verdict = handle_one(w, &bufs[i], svcs, gen, now);
+		bufs[i].verdict = handle_one(w, &bufs[i], &pkts[i], (enum stage)stages[i],
+					     hashes[i], svcs, gen, now);
 		ntx += bufs[i].verdict == XLB_VERDICT_TX;
 	}
 	return ntx;
