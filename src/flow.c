@@ -60,6 +60,10 @@
 #include <sys/random.h>
 #include <time.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "flow_internal.h"
 
 _Static_assert(sizeof(struct xlb_flow) == 256, "a flow is four cache lines");
@@ -83,6 +87,8 @@ _Static_assert(sizeof(struct ct_bucket) == 64, "a bucket is one cache line");
 #define LIMBO_BATCH 64
 
 #define CHUNK_BYTES ((size_t)CT_CHUNK_FLOWS * sizeof(struct xlb_flow))
+
+#define likely(x) __builtin_expect(!!(x), 1)
 
 static inline struct xlb_flow *flow_at(const struct xlb_ct *ct, uint32_t idx)
 {
@@ -130,6 +136,34 @@ static inline struct xlb_flow *slot_flow(const struct xlb_ct *ct, uint64_t v, en
 	return flow_at(ct, (uint32_t)v >> 1);
 }
 
+/*
+ * Bit i set when slot i's tag may be `hash`: a filter only, each candidate
+ * slot is loaded again (atomically) and checked, so a vector load torn by
+ * a concurrent store cannot mislead. With SSE2 (every x86-64): the slots'
+ * high halves gathered from four loads and compared at once, a dozen
+ * instructions for the whole line instead of a branch per slot.
+ */
+static inline unsigned bucket_tags(const struct ct_bucket *b, uint32_t hash)
+{
+#if defined(__SSE2__)
+	const __m128 *q = (const __m128 *)b->slot;
+	const __m128i k = _mm_set1_epi32((int)hash);
+	__m128i lo = _mm_castps_si128(_mm_shuffle_ps(q[0], q[1], _MM_SHUFFLE(3, 1, 3, 1)));
+	__m128i hi = _mm_castps_si128(_mm_shuffle_ps(q[2], q[3], _MM_SHUFFLE(3, 1, 3, 1)));
+	unsigned m = (unsigned)_mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(lo, k))) |
+		     (unsigned)_mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(hi, k))) << 4;
+
+	return m & ((1u << CT_SLOTS) - 1);   /* the 8th lane is `next`/`pad` */
+#else
+	unsigned m = 0;
+
+	for (int i = 0; i < CT_SLOTS; i++)
+		m |= (unsigned)((uint32_t)(__atomic_load_n(&b->slot[i], __ATOMIC_RELAXED) >> 32) ==
+				hash) << i;
+	return m;
+#endif
+}
+
 /* The overflow bucket chained to b, or NULL (nearly always). Linked under
  * b's lock with release, never unlinked while the table lives. */
 static inline struct ct_bucket *chain_next(const struct xlb_ct *ct, const struct ct_bucket *b)
@@ -146,8 +180,8 @@ static inline struct xlb_flow *bucket_lookup(const struct xlb_ct *ct, const stru
 					     uint64_t now, enum xlb_dir *dir)
 {
 	do {
-		for (int i = 0; i < CT_SLOTS; i++) {
-			uint64_t v = slot_load(b, i);
+		for (unsigned m = bucket_tags(b, hash); m; m &= m - 1) {
+			uint64_t v = slot_load(b, __builtin_ctz(m));
 			struct xlb_flow *f;
 			enum xlb_dir d;
 
@@ -170,8 +204,8 @@ static struct xlb_flow *bucket_owner(const struct xlb_ct *ct, const struct ct_bu
 				     uint32_t hash, const struct xlb_tuple *t, enum xlb_dir *dir)
 {
 	do {
-		for (int i = 0; i < CT_SLOTS; i++) {
-			uint64_t v = slot_load(b, i);
+		for (unsigned m = bucket_tags(b, hash); m; m &= m - 1) {
+			uint64_t v = slot_load(b, __builtin_ctz(m));
 			struct xlb_flow *f;
 			enum xlb_dir d;
 
@@ -571,14 +605,14 @@ void xlb_ct_prefetch_buckets(const struct xlb_ct *ct, uint32_t hash)
 	__builtin_prefetch(&ct->buckets[bucket2(ct, hash)]);
 }
 
-void xlb_ct_prefetch_flow(const struct xlb_ct *ct, uint32_t hash)
+uint64_t xlb_ct_prefetch_flow(const struct xlb_ct *ct, uint32_t hash)
 {
 	const struct ct_bucket *b[2] = { &ct->buckets[bucket1(ct, hash)],
 					 &ct->buckets[bucket2(ct, hash)] };
 
 	for (int k = 0; k < 2; k++) {
-		for (int i = 0; i < CT_SLOTS; i++) {
-			uint64_t v = slot_load(b[k], i);
+		for (unsigned m = bucket_tags(b[k], hash); m; m &= m - 1) {
+			uint64_t v = slot_load(b[k], __builtin_ctz(m));
 			const char *f;
 			enum xlb_dir d;
 
@@ -591,9 +625,29 @@ void xlb_ct_prefetch_flow(const struct xlb_ct *ct, uint32_t hash)
 			__builtin_prefetch(f + 64, 1);
 			__builtin_prefetch(f + 128, 1);
 			__builtin_prefetch(f + 192, 1);
-			return;
+			return v;
 		}
 	}
+	return 0;
+}
+
+struct xlb_flow *xlb_ct_lookup_hint(struct xlb_ct *ct, const struct xlb_tuple *t, uint32_t hash,
+				    uint64_t now, enum xlb_dir *dir, uint64_t hint)
+{
+	/* The candidate may have been deleted since (DYING), or be another
+	 * tuple with the same tag: then search. It cannot have been reused
+	 * for another flow: the caller has not been quiescent since. */
+	if (likely(hint)) {
+		enum xlb_dir d;
+		struct xlb_flow *f = slot_flow(ct, hint, &d);
+
+		if (likely(xlb_tuple_eq(&f->tuple[d], t) && !(flow_status(f) & XLB_FLOW_DYING) &&
+			   !flow_expired(f, now))) {
+			*dir = d;
+			return f;
+		}
+	}
+	return xlb_ct_lookup(ct, t, hash, now, dir);
 }
 
 struct xlb_flow *xlb_ct_lookup(struct xlb_ct *ct, const struct xlb_tuple *t, uint32_t hash,

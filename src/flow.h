@@ -159,11 +159,12 @@ uint32_t xlb_ct_hash(const struct xlb_ct *ct, const struct xlb_tuple *t);
  * Batching for the packet path: a worker hashes a whole burst, calls
  * xlb_ct_prefetch_buckets() for every packet, then xlb_ct_prefetch_flow()
  * for every packet (the buckets are in cache by then; this finds the
- * candidate flow by tag and prefetches its lines), then looks each packet
- * up for real. Hints only: they change nothing and may be skipped.
+ * candidate flow by tag, prefetches its lines and returns it as a hint, 0
+ * for none), then looks each packet up with xlb_ct_lookup_hint(). They
+ * change nothing in the table and may be skipped.
  */
 void xlb_ct_prefetch_buckets(const struct xlb_ct *ct, uint32_t hash);
-void xlb_ct_prefetch_flow(const struct xlb_ct *ct, uint32_t hash);
+uint64_t xlb_ct_prefetch_flow(const struct xlb_ct *ct, uint32_t hash);
 
 /*
  * Find the flow with orig or reply tuple equal to *t (hash from
@@ -172,6 +173,15 @@ void xlb_ct_prefetch_flow(const struct xlb_ct *ct, uint32_t hash);
  */
 struct xlb_flow *xlb_ct_lookup(struct xlb_ct *ct, const struct xlb_tuple *t, uint32_t hash,
 			       uint64_t now, enum xlb_dir *dir);
+
+/*
+ * xlb_ct_lookup() starting from the hint xlb_ct_prefetch_flow() returned
+ * for the same hash, with no quiescent state in between: when the hinted
+ * flow is the one, no bucket is searched again. Same result as
+ * xlb_ct_lookup().
+ */
+struct xlb_flow *xlb_ct_lookup_hint(struct xlb_ct *ct, const struct xlb_tuple *t, uint32_t hash,
+				    uint64_t now, enum xlb_dir *dir, uint64_t hint);
 
 /*
  * Whether a packet with no entry may create one (TCP: a SYN, or with

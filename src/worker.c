@@ -179,8 +179,22 @@ static inline void set_macs(const struct xlb_worker *w, uint8_t *frame, const ui
 static enum xlb_verdict nexthop(struct xlb_worker *w, struct xlb_buf *b, const struct xlb_pkt *p,
 				uint8_t mac[6])
 {
-	switch (xlb_route_nexthop(w->dp->route, &p->tuple.dst, p->tuple.family, mac)) {
+	const union xlb_addr *dst = &p->tuple.dst;
+	uint32_t gen = xlb_route_gen(w->dp->route) + 1;
+	uint32_t slot = ((dst->w[0] ^ dst->w[1] ^ dst->w[2] ^ dst->w[3]) * 0x9e3779b1u) >>
+			(32 - __builtin_ctz(XLB_NH_CACHE));
+	struct xlb_nh_cached *c = &w->nh_cache[slot];
+
+	if (c->gen == gen && c->family == p->tuple.family && xlb_addr_eq(&c->addr, dst)) {
+		memcpy(mac, c->mac, 6);
+		return XLB_VERDICT_TX;
+	}
+	switch (xlb_route_nexthop(w->dp->route, dst, p->tuple.family, mac)) {
 	case XLB_NH_OK:
+		c->addr = *dst;
+		c->family = p->tuple.family;
+		memcpy(c->mac, mac, 6);
+		c->gen = gen;
 		return XLB_VERDICT_TX;
 	case XLB_NH_PENDING:
 		b->nh = p->tuple.dst;
@@ -379,7 +393,7 @@ static inline enum stage classify(struct xlb_worker *w, const struct xlb_buf *b,
 }
 
 static enum xlb_verdict handle_one(struct xlb_worker *w, struct xlb_buf *b, struct xlb_pkt *p,
-				   enum stage stage, uint32_t hash,
+				   enum stage stage, uint32_t hash, uint64_t hint,
 				   const struct xlb_services *svcs, uint32_t gen, uint64_t now)
 {
 	struct xlb_ct *ct = w->dp->ct;
@@ -402,7 +416,7 @@ static enum xlb_verdict handle_one(struct xlb_worker *w, struct xlb_buf *b, stru
 			return v;
 	}
 
-	f = xlb_ct_lookup(ct, &p->tuple, hash, now, &dir);
+	f = xlb_ct_lookup_hint(ct, &p->tuple, hash, now, &dir, hint);
 	if (likely(f != NULL)) {
 		bool events = xlb_events_wanted();
 		uint32_t before = 0;
@@ -482,6 +496,7 @@ unsigned xlb_worker_handle_burst(struct xlb_worker *w, struct xlb_buf *bufs, uns
 	uint32_t gen = xlb_route_gen(w->dp->route);
 	struct xlb_pkt pkts[XLB_BURST];
 	uint32_t hashes[XLB_BURST];
+	uint64_t hints[XLB_BURST];
 	uint8_t stages[XLB_BURST];
 	unsigned ntx = 0;
 
@@ -490,18 +505,18 @@ unsigned xlb_worker_handle_burst(struct xlb_worker *w, struct xlb_buf *bufs, uns
 	 * following each other: parse and hash every frame and prefetch its
 	 * two buckets; then find each frame's candidate flow by tag in the
 	 * (now cached) buckets and prefetch its lines; then handle the
-	 * frames, whose lookups find everything in cache. The last pass looks
-	 * up for real: a frame earlier in the burst may have created or
+	 * frames, whose lookups find everything in cache and start from that
+	 * candidate. The last pass still checks it and searches again when
+	 * it is not the one: a frame earlier in the burst may have created or
 	 * ended the flow a later one belongs to.
 	 */
 	for (unsigned i = 0; i < n; i++)
 		stages[i] = (uint8_t)classify(w, &bufs[i], &pkts[i], &hashes[i]);
 	for (unsigned i = 0; i < n; i++)
-		if (stages[i] == STAGE_TRACKED)
-			xlb_ct_prefetch_flow(w->dp->ct, hashes[i]);
+		hints[i] = stages[i] == STAGE_TRACKED ? xlb_ct_prefetch_flow(w->dp->ct, hashes[i]) : 0;
 	for (unsigned i = 0; i < n; i++) {
 		bufs[i].verdict = handle_one(w, &bufs[i], &pkts[i], (enum stage)stages[i],
-					     hashes[i], svcs, gen, now);
+					     hashes[i], hints[i], svcs, gen, now);
 		ntx += bufs[i].verdict == XLB_VERDICT_TX;
 	}
 	return ntx;

@@ -21,6 +21,7 @@
 #include "xsk.h"
 
 #define XLB_BURST 64
+#define XLB_NH_CACHE 256   /* per worker, a power of two */
 
 /* Why a worker dropped a packet. */
 enum xlb_drop_reason {
@@ -90,6 +91,17 @@ struct xlb_worker {
 	struct xlb_xsk xsk;
 	struct xlb_ct_stats ct_stats;
 	struct xlb_worker_stats stats;
+
+	/* Next hops this worker resolved, by destination address: new
+	 * connections to a backend (or a client) it has sent to before skip
+	 * the route and neighbour lookups. An entry is good for the route
+	 * generation it was resolved at (gen + 1: a zeroed one never is). */
+	struct xlb_nh_cached {
+		union xlb_addr addr;
+		uint32_t gen;
+		uint8_t mac[6];
+		uint8_t family;
+	} nh_cache[XLB_NH_CACHE];
 
 	/* Frames waiting for a neighbour to resolve (the kernel's unres_qlen). */
 	struct xlb_hold hold[XLB_HOLD_MAX];
