@@ -164,6 +164,34 @@ static inline unsigned bucket_tags(const struct ct_bucket *b, uint32_t hash)
 #endif
 }
 
+/* Bit i set when slot i is empty, read as bucket_tags() reads tags: a
+ * filter, confirmed under the bucket's lock by the caller's store. */
+static inline unsigned bucket_empty(const struct ct_bucket *b)
+{
+#if defined(__SSE2__)
+	const __m128 *q = (const __m128 *)b->slot;
+	const __m128i z = _mm_setzero_si128();
+	__m128 e0 = _mm_castsi128_ps(_mm_cmpeq_epi32(_mm_castps_si128(q[0]), z));
+	__m128 e1 = _mm_castsi128_ps(_mm_cmpeq_epi32(_mm_castps_si128(q[1]), z));
+	__m128 e2 = _mm_castsi128_ps(_mm_cmpeq_epi32(_mm_castps_si128(q[2]), z));
+	__m128 e3 = _mm_castsi128_ps(_mm_cmpeq_epi32(_mm_castps_si128(q[3]), z));
+	/* A slot is empty when both its halves are zero. */
+	__m128 lo = _mm_and_ps(_mm_shuffle_ps(e0, e1, _MM_SHUFFLE(2, 0, 2, 0)),
+			       _mm_shuffle_ps(e0, e1, _MM_SHUFFLE(3, 1, 3, 1)));
+	__m128 hi = _mm_and_ps(_mm_shuffle_ps(e2, e3, _MM_SHUFFLE(2, 0, 2, 0)),
+			       _mm_shuffle_ps(e2, e3, _MM_SHUFFLE(3, 1, 3, 1)));
+	unsigned m = (unsigned)_mm_movemask_ps(lo) | (unsigned)_mm_movemask_ps(hi) << 4;
+
+	return m & ((1u << CT_SLOTS) - 1);
+#else
+	unsigned m = 0;
+
+	for (int i = 0; i < CT_SLOTS; i++)
+		m |= (unsigned)!__atomic_load_n(&b->slot[i], __ATOMIC_RELAXED) << i;
+	return m;
+#endif
+}
+
 /* The overflow bucket chained to b, or NULL (nearly always). Linked under
  * b's lock with release, never unlinked while the table lives. */
 static inline struct ct_bucket *chain_next(const struct xlb_ct *ct, const struct ct_bucket *b)
@@ -226,31 +254,22 @@ static struct xlb_flow *bucket_owner(const struct xlb_ct *ct, const struct ct_bu
 static int bucket_free_slot(const struct xlb_ct *ct, struct ct_bucket *b,
 			    struct ct_bucket **where, unsigned *nfree, struct ct_bucket **last)
 {
-	int first = -1;
+	unsigned m = bucket_empty(b);
 
-	*nfree = 0;
+	*nfree = (unsigned)__builtin_popcount(m);
 	*where = NULL;
-	for (int i = 0; i < CT_SLOTS; i++) {
-		if (slot_load(b, i))
-			continue;
-		if (first < 0)
-			first = i;
-		(*nfree)++;
-	}
-	if (first >= 0) {
+	if (m) {
 		*where = b;
-		return first;
+		return __builtin_ctz(m);
 	}
 	for (;;) {
 		*last = b;
 		b = chain_next(ct, b);
 		if (!b)
 			return -1;
-		for (int i = 0; i < CT_SLOTS; i++) {
-			if (!slot_load(b, i)) {
-				*where = b;
-				return i;
-			}
+		if ((m = bucket_empty(b))) {
+			*where = b;
+			return __builtin_ctz(m);
 		}
 	}
 }

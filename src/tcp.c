@@ -225,18 +225,27 @@ static inline uint32_t rd32(const uint8_t *b)
  * itself (data offset under 5 words or past the datagram): the kernel's
  * "truncated packet", INVALID, whatever the state.
  */
-static inline uint32_t read_hdr(const struct xlb_pkt *p, struct tcp_seg *s)
+static inline uint32_t hdr_len_of(const struct xlb_pkt *p)
 {
-	const uint8_t *th;
 	uint32_t hdr_len;
-	uint16_t w;
 
 	if (!p->data || p->l4_len < 20 || (uint32_t)p->l4_off + p->l4_len > p->len)
 		return 0;
-	th = p->data + p->l4_off;
-	hdr_len = (uint32_t)(th[12] >> 4) * 4;
+	hdr_len = (uint32_t)(p->data[p->l4_off + 12] >> 4) * 4;
 	if (hdr_len < 20 || hdr_len > p->l4_len)
 		return 0;
+	return hdr_len;
+}
+
+static inline uint32_t read_hdr(const struct xlb_pkt *p, struct tcp_seg *s)
+{
+	uint32_t hdr_len = hdr_len_of(p);
+	const uint8_t *th;
+	uint16_t w;
+
+	if (!hdr_len)
+		return 0;
+	th = p->data + p->l4_off;
 	s->seq = rd32(th + 4);
 	s->ack = rd32(th + 8);
 	memcpy(&w, th + 14, 2);
@@ -923,15 +932,16 @@ uint64_t xlb_ct_initial_timeout(const struct xlb_ct *ct, uint8_t l4proto)
 
 bool xlb_ct_may_create(const struct xlb_ct *ct, const struct xlb_pkt *p)
 {
-	struct tcp_seg seg;
 	uint8_t next;
 
 	switch (p->tuple.proto) {
 	case IPPROTO_TCP:
-		/* What the kernel's tcp_error() and tcp_new() accept. */
-		if (!tcp_flags_valid(p->tcp_flags) || !read_seg(p, &seg))
+		/* What the kernel's tcp_error() and tcp_new() accept: valid
+		 * flags and a header that is all there. The tracker reads the
+		 * rest once the flow exists. */
+		if (!tcp_flags_valid(p->tcp_flags) || !hdr_len_of(p))
 			return false;
-		next = tcp_next[XLB_DIR_ORIG][NO][seg.cls];
+		next = tcp_next[XLB_DIR_ORIG][NO][seg_class(p->tcp_flags)];
 		if (next == SS)
 			return true;
 		return next == ES && __atomic_load_n(&ct->tcp_loose, __ATOMIC_RELAXED);
