@@ -14,7 +14,6 @@
 
 #include "flow.h"
 #include "unit.h"
-#include "flow_internal.h"   /* only to park the collector's cursor on a known flow */
 
 #define SEC 1000000000ull
 #define T0 (1000 * SEC)
@@ -354,6 +353,126 @@ static void test_insert_race_loser_adopts_winner(void)
 	pthread_barrier_destroy(&race->barrier);
 	ct_free(race->ct);
 	free(race);
+}
+
+/* --- concurrent inserts, deletes, lookups, reuse ------------------------ */
+
+#define STRESS_THREADS 3
+#define STRESS_TUPLES 256
+#define STRESS_OPS 60000
+
+struct stresser {
+	struct xlb_ct *ct;
+	uint32_t seed;
+	struct xlb_ct_stats st;
+	unsigned wrong;           /* lookups that returned a flow of another tuple */
+};
+
+/* Random inserts, lookups and deletes of a few tuples from several
+ * threads, while the main thread collects and recycles memory: the table's
+ * invariants must hold at the end, and no lookup may ever return a flow
+ * whose tuple is not the one asked for. */
+static void *stresser_main(void *arg)
+{
+	struct stresser *s = arg;
+	struct xlb_tuple orig, reply;
+	struct xlb_flow *f;
+	enum xlb_dir dir;
+
+	rcu_register_thread();
+	for (uint32_t i = 0; i < STRESS_OPS; i++) {
+		uint32_t n;
+
+		s->seed = s->seed * 1103515245u + 12345u;
+		n = (s->seed >> 8) % STRESS_TUPLES;
+		conn_tuples(&orig, &reply, IPPROTO_UDP, n);
+		f = find(s->ct, (s->seed >> 20) & 1 ? &reply : &orig, T0, &dir);
+		if (f) {
+			if (!xlb_tuple_eq(&f->tuple[dir], (s->seed >> 20) & 1 ? &reply : &orig))
+				s->wrong++;
+			if ((s->seed >> 24) % 3 == 0)
+				xlb_ct_delete(s->ct, f);
+		} else {
+			f = xlb_ct_alloc(s->ct, &orig, &reply, T0);
+			if (f)
+				xlb_ct_insert(s->ct, f, &s->st);
+		}
+		if (i % 16 == 0)
+			rcu_quiescent_state();
+	}
+	rcu_unregister_thread();
+	return NULL;
+}
+
+struct stress_seen {
+	uint8_t seen[STRESS_TUPLES];
+	unsigned dup, visited;
+};
+
+static int stress_visit(struct xlb_flow *f, void *arg)
+{
+	struct stress_seen *ss = arg;
+	uint32_t n = ntohs(f->tuple[XLB_DIR_ORIG].sport) - 10000u;
+
+	if (n < STRESS_TUPLES && ss->seen[n]++)
+		ss->dup++;
+	ss->visited++;
+	return 0;
+}
+
+static void test_concurrent_stress(void)
+{
+	struct xlb_ct *ct = ct_new(STRESS_TUPLES * 2);
+	struct stresser s[STRESS_THREADS];
+	struct stress_seen ss = { 0 };
+	pthread_t th[STRESS_THREADS];
+	unsigned wrong = 0, lost = 0, ghosts = 0, inserts = 0, fails = 0;
+	int t;
+
+	for (t = 0; t < STRESS_THREADS; t++) {
+		s[t] = (struct stresser){ .ct = ct, .seed = 7u + (uint32_t)t * 7919u };
+		pthread_create(&th[t], NULL, stresser_main, &s[t]);
+	}
+	/* The collector's job meanwhile: hand deleted flows to RCU, so
+	 * their memory is reused under the other threads' feet. */
+	for (int i = 0; i < 2000; i++) {
+		xlb_ct_gc(ct, T0, 64);
+		rcu_quiescent_state();
+	}
+	rcu_thread_offline();
+	for (t = 0; t < STRESS_THREADS; t++) {
+		pthread_join(th[t], NULL);
+		wrong += s[t].wrong;
+		inserts += s[t].st.insert;
+		/* Room for every tuple, always. (insert_failed may happen: a
+		 * flow deleted by another thread while its inserter was
+		 * between its two slots, its tuple taken meanwhile.) */
+		CU_ASSERT_EQUAL(s[t].st.chaintoolong + s[t].st.drop, 0);
+		fails += s[t].st.insert_failed;
+	}
+	rcu_thread_online();
+
+	CU_ASSERT_EQUAL(wrong, 0);
+	CU_ASSERT(inserts > STRESS_TUPLES);    /* the tuples came and went */
+	CU_ASSERT(fails < inserts / 100);
+	xlb_ct_foreach(ct, stress_visit, &ss);
+	CU_ASSERT_EQUAL(ss.dup, 0);
+	CU_ASSERT_EQUAL(ss.visited, xlb_ct_count(ct));
+	for (uint32_t n = 0; n < STRESS_TUPLES; n++) {
+		struct xlb_tuple orig, reply;
+		struct xlb_flow *fo, *fr;
+
+		conn_tuples(&orig, &reply, IPPROTO_UDP, n);
+		fo = find(ct, &orig, T0, NULL);
+		fr = find(ct, &reply, T0, NULL);
+		if (ss.seen[n] && (!fo || fo != fr))
+			lost++;
+		if (!ss.seen[n] && (fo || fr))
+			ghosts++;
+	}
+	CU_ASSERT_EQUAL(lost, 0);
+	CU_ASSERT_EQUAL(ghosts, 0);
+	ct_free(ct);
 }
 
 static void test_reply_tuple_clash(void)
@@ -878,6 +997,7 @@ int main(void)
 		{ "hash seed is random", test_seed_is_random },
 		{ "expired and deleted entries never match", test_expired_never_matches },
 		{ "insert race: the loser adopts the winner", test_insert_race_loser_adopts_winner },
+		{ "concurrent inserts, deletes, lookups and reuse", test_concurrent_stress },
 		{ "reply tuple clash fails the insert", test_reply_tuple_clash },
 		{ "full table: unassured entries are early-dropped", test_full_table_early_drop },
 		{ "full table of ASSURED: new flows dropped", test_full_table_of_assured_refuses },
