@@ -65,23 +65,33 @@ static inline void nat_rewrite(struct xlb_pkt *p, const struct xlb_flow *f, enum
 		xlb_nat_set_src(p, &other->dst, other->dport);
 }
 
+/* The service a packet is addressed to; *svc caches the answer for the
+ * rest of the packet's handling (NULL inside: not looked up yet). */
+static inline const struct xlb_service *service_of(const struct xlb_services *svcs,
+						   const struct xlb_pkt *p,
+						   const struct xlb_service **svc, bool *looked)
+{
+	if (!*looked) {
+		*svc = svcs ? xlb_services_find(svcs, &p->tuple) : NULL;
+		*looked = true;
+	}
+	return *svc;
+}
+
 /* A new connection to a service: Maglev picks the backend, conntrack
  * records it. Returns the flow (ours, or the one another worker inserted
- * first) or NULL with *reason set. Cold next to the established path. */
+ * first) or NULL with *reason set. svc is the packet's service, NULL when
+ * it has none. Cold next to the established path. */
 static __attribute__((noinline)) struct xlb_flow *
-create_flow(struct xlb_worker *w, const struct xlb_services *svcs, const struct xlb_pkt *p,
-	    uint32_t hash, uint64_t now, enum xlb_drop_reason *reason, bool *created,
-	    const struct xlb_service **svc_out)
+create_flow(struct xlb_worker *w, const struct xlb_service *svc, const struct xlb_pkt *p,
+	    uint32_t hash, uint64_t now, enum xlb_drop_reason *reason, bool *created)
 {
 	struct xlb_ct *ct = w->dp->ct;
-	const struct xlb_service *svc;
 	const struct xlb_backend *be;
 	struct xlb_tuple reply;
 	struct xlb_flow *f, *won;
 	uint16_t idx;
 
-	svc = svcs ? xlb_services_find(svcs, &p->tuple) : NULL;
-	*svc_out = svc;
 	if (!svc) {
 		*reason = XLB_DROP_NO_FLOW;
 		return NULL;
@@ -326,11 +336,10 @@ static bool notrack_client(const struct xlb_service *svc, const union xlb_addr *
  * tracked flows. Each returns true when the packet was one of theirs.
  */
 static __attribute__((noinline)) bool notrack_orig(struct xlb_worker *w,
-						   const struct xlb_services *svcs,
+						   const struct xlb_service *svc,
 						   struct xlb_buf *b, struct xlb_pkt *p,
 						   uint64_t now, enum xlb_verdict *v)
 {
-	const struct xlb_service *svc = xlb_services_find(svcs, &p->tuple);
 	uint32_t idx;
 
 	if (!svc || !svc->notrack || !notrack_client(svc, &p->tuple.src, p->tuple.family))
@@ -397,8 +406,10 @@ static enum xlb_verdict handle_one(struct xlb_worker *w, struct xlb_buf *b, stru
 				   const struct xlb_services *svcs, uint32_t gen, uint64_t now)
 {
 	struct xlb_ct *ct = w->dp->ct;
+	const struct xlb_service *svc = NULL;
 	enum xlb_drop_reason reason;
 	enum xlb_ctinfo ctinfo;
+	bool svc_looked = false;
 	struct xlb_flow *f;
 	enum xlb_dir dir;
 	uint8_t mac[6];
@@ -412,7 +423,8 @@ static enum xlb_verdict handle_one(struct xlb_worker *w, struct xlb_buf *b, stru
 	if (unlikely(svcs && svcs->n_notrack)) {
 		enum xlb_verdict v;
 
-		if (notrack_orig(w, svcs, b, p, now, &v))
+		if (service_of(svcs, p, &svc, &svc_looked) &&
+		    notrack_orig(w, svc, b, p, now, &v))
 			return v;
 	}
 
@@ -442,7 +454,6 @@ static enum xlb_verdict handle_one(struct xlb_worker *w, struct xlb_buf *b, stru
 			f = NULL;
 	}
 	if (!f) {
-		const struct xlb_service *svc;
 		bool created = false;
 
 		if (unlikely(svcs && svcs->n_notrack)) {
@@ -452,7 +463,8 @@ static enum xlb_verdict handle_one(struct xlb_worker *w, struct xlb_buf *b, stru
 				return v;
 		}
 
-		f = create_flow(w, svcs, p, hash, now, &reason, &created, &svc);
+		f = create_flow(w, service_of(svcs, p, &svc, &svc_looked), p, hash, now, &reason,
+				&created);
 		if (!f) {
 			if (reason == XLB_DROP_NO_BACKEND)
 				return reject(w, b, svc, p, now);

@@ -836,7 +836,7 @@ static void print_table(const struct opts *o, struct size_result *res, int n)
 			       " new flows not found\n", r->not_tx, r->new_missing);
 	}
 	printf("\nsizeof(struct xlb_flow) = %zu B (slab, no per-flow allocation);"
-	       " index bucket = 64 B (8 slots, 2 per flow)\n", sizeof(struct xlb_flow));
+	       " index bucket = 64 B (7 slots; a flow takes 2)\n", sizeof(struct xlb_flow));
 	if (n > 0 && res[0].done)
 		printf("clock_gettime pair %.1f ns per timed burst (subtracted); rebuilding a frame"
 		       " %.1f ns/pkt (outside the timed region)\n", res[0].clock_ns, res[0].prep_ns);
