@@ -116,6 +116,8 @@ struct xlb_flow {
 	uint32_t hash[2];                  /* xlb_ct_hash() of each tuple, for unhashing */
 	uint32_t idx;                      /* slab index: the table's name for the flow */
 	uint32_t free_next;                /* slab free and limbo lists (flow.c) */
+	uint16_t nat_csum[2][2];           /* [dir]: the rewrite's checksum deltas, IPv4
+	                                    * header and L4 (struct xlb_nat_delta, worker.c) */
 } __attribute__((aligned(64)));
 
 /* Per-worker statistics, the kernel's names (conntrack -S). Written by one

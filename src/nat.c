@@ -196,6 +196,70 @@ void xlb_nat_set_src(struct xlb_pkt *p, const union xlb_addr *addr, uint16_t por
 	set_tuple_end(p, false, addr, port);
 }
 
+/* The difference, folded, of one address (all of an IPv6 one, the IPv4
+ * word of a mapped one): what the pseudo-header, and for IPv4 the header,
+ * see change. */
+static uint32_t addr_diff(uint32_t sum, uint8_t family, const union xlb_addr *old,
+			  const union xlb_addr *new_)
+{
+	if (family == AF_INET)
+		return diff32(sum, xlb_addr_v4(old), xlb_addr_v4(new_));
+	for (int i = 0; i < 8; i++)
+		sum = diff16(sum, old->h[i], new_->h[i]);
+	return sum;
+}
+
+void xlb_nat_delta(struct xlb_nat_delta *d, const struct xlb_tuple *from,
+		   const struct xlb_tuple *to)
+{
+	uint32_t sum = 0;
+
+	sum = addr_diff(sum, from->family, &from->src, &to->src);
+	sum = addr_diff(sum, from->family, &from->dst, &to->dst);
+	/* Folding the sum first changes nothing: the one's-complement sum
+	 * of ~csum and the folded value folds to what the unfolded one
+	 * does (0 only when both are 0), so the bytes on the wire are
+	 * those of xlb_nat_set_dst/src. */
+	d->ip = from->family == AF_INET ? fold(sum) : 0;
+	sum = diff16(sum, from->sport, to->sport);
+	sum = diff16(sum, from->dport, to->dport);
+	d->l4 = fold(sum);
+}
+
+void xlb_nat_apply(struct xlb_pkt *p, const struct xlb_tuple *other,
+		   const struct xlb_nat_delta *d)
+{
+	uint8_t *ip = p->data + p->l3_off, *l4 = p->data + p->l4_off;
+	bool udp = p->tuple.proto == IPPROTO_UDP;
+	unsigned int csum_off = udp ? UDP_CSUM_OFF : TCP_CSUM_OFF;
+	uint16_t csum;
+
+	if (p->tuple.family == AF_INET) {
+		wr32(ip + IPV4_SADDR_OFF, xlb_addr_v4(&other->dst));
+		wr32(ip + IPV4_DADDR_OFF, xlb_addr_v4(&other->src));
+		wr16(ip + IPV4_CSUM_OFF, csum_apply(rd16(ip + IPV4_CSUM_OFF), d->ip));
+	} else {
+		memcpy(ip + IPV6_SADDR_OFF, other->dst.b, 16);
+		memcpy(ip + IPV6_DADDR_OFF, other->src.b, 16);
+	}
+	/* TCP and UDP both keep sport at 0 and dport at 2. */
+	wr16(l4, other->dport);
+	wr16(l4 + 2, other->sport);
+	csum = rd16(l4 + csum_off);
+	/* As rewrite(): a UDP 0 ("none") stays 0, a computed 0 is sent as
+	 * 0xffff. */
+	if (!(udp && csum == 0)) {
+		csum = csum_apply(csum, d->l4);
+		if (udp && csum == 0)
+			csum = 0xffff;
+		wr16(l4 + csum_off, csum);
+	}
+	p->tuple.src = other->dst;
+	p->tuple.dst = other->src;
+	p->tuple.sport = other->dport;
+	p->tuple.dport = other->sport;
+}
+
 /* Sum of len bytes as memory-order 16-bit words; an odd last byte is
  * padded with a zero after it, as the RFCs say. */
 static uint32_t sum_bytes(uint32_t sum, const uint8_t *b, unsigned int len)

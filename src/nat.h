@@ -41,6 +41,31 @@ void xlb_nat_set_src(struct xlb_pkt *p, const union xlb_addr *addr, uint16_t por
 void xlb_nat_rewrite(uint8_t *ip, uint8_t *l4, uint32_t l4_len, uint8_t family, uint8_t proto,
 		     unsigned int flags, const union xlb_addr *addr, uint16_t port);
 
+/*
+ * A connection's rewrite, precomputed: the checksum changes of turning a
+ * packet with tuple `from` into one with tuple `to` (both addresses and
+ * both ports; family and protocol the same, TCP or UDP). They depend on
+ * the tuples only, so a flow computes them once and each packet applies
+ * them, instead of summing the same address and port words again.
+ */
+struct xlb_nat_delta {
+	uint16_t ip;   /* IPv4 header checksum (addresses) */
+	uint16_t l4;   /* TCP/UDP checksum (pseudo-header addresses, ports) */
+};
+
+void xlb_nat_delta(struct xlb_nat_delta *d, const struct xlb_tuple *from,
+		   const struct xlb_tuple *to);
+
+/*
+ * Rewrite p, a TCP or UDP packet whose tuple is `from` of d, into the
+ * inverse of `other` (source := other's destination, and so on: on a flow,
+ * `other` is the other direction's tuple) with d from xlb_nat_delta(from,
+ * inverse of other). Same bytes as xlb_nat_set_dst() + xlb_nat_set_src()
+ * (a UDP 0 stays 0); p->tuple follows.
+ */
+void xlb_nat_apply(struct xlb_pkt *p, const struct xlb_tuple *other,
+		   const struct xlb_nat_delta *d);
+
 /* Full checksum recomputation, for tests and for the rare packets whose
  * checksum must be rebuilt from scratch. Return the value to store. */
 uint16_t xlb_csum_ipv4_header(const uint8_t *ip, unsigned int ihl_bytes);

@@ -54,15 +54,27 @@ uint64_t xlb_flow_hash5(const struct xlb_tuple *t)
  * the other direction's tuple: on the original direction that is DNAT to
  * the backend, on replies the source goes back to the VIP. Written in terms
  * of the two tuples only, so source NAT (full-NAT) needs no change here.
+ * The checksum deltas were computed once, when the flow was created.
  */
 static inline void nat_rewrite(struct xlb_pkt *p, const struct xlb_flow *f, enum xlb_dir dir)
 {
-	const struct xlb_tuple *other = &f->tuple[!dir];
+	struct xlb_nat_delta d = { f->nat_csum[dir][0], f->nat_csum[dir][1] };
 
-	if (p->tuple.dport != other->sport || !xlb_addr_eq(&p->tuple.dst, &other->src))
-		xlb_nat_set_dst(p, &other->src, other->sport);
-	if (p->tuple.sport != other->dport || !xlb_addr_eq(&p->tuple.src, &other->dst))
-		xlb_nat_set_src(p, &other->dst, other->dport);
+	xlb_nat_apply(p, &f->tuple[!dir], &d);
+}
+
+/* Precompute both directions' rewrites of a new flow (nat_rewrite). */
+static void nat_prepare(struct xlb_flow *f)
+{
+	for (int dir = 0; dir < 2; dir++) {
+		struct xlb_nat_delta d;
+		struct xlb_tuple to;
+
+		xlb_tuple_invert(&to, &f->tuple[!dir]);
+		xlb_nat_delta(&d, &f->tuple[dir], &to);
+		f->nat_csum[dir][0] = d.ip;
+		f->nat_csum[dir][1] = d.l4;
+	}
 }
 
 /* The service a packet is addressed to; *svc caches the answer for the
@@ -123,6 +135,7 @@ create_flow(struct xlb_worker *w, const struct xlb_service *svc, const struct xl
 	}
 	f->service_id = svc->id;
 	f->backend_id = be->slot;
+	nat_prepare(f);
 	/* hash is p->tuple's, from the lookup that missed: no second SipHash. */
 	won = xlb_ct_insert_hashed(ct, f, hash, &w->ct_stats);
 	if (!won) {

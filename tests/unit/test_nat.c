@@ -458,6 +458,77 @@ static void check_zero_result(int family, uint8_t proto)
 	xlb_nat_set_dst(&p, &after.dst, htons(after.dport));
 	CU_ASSERT(memcmp(k.b, a.b, a.len) == 0);
 	CU_ASSERT_EQUAL(get16(k.b + k.l4 + l4_csum_off(proto)), proto == IPPROTO_UDP ? 0xffff : 0x0000);
+
+	/* The precomputed path lands on the same bytes. */
+	{
+		struct xlb_tuple to, other;
+		struct xlb_nat_delta d;
+
+		rng_state = save;
+		build(&k, &s, pay);
+		CU_ASSERT_EQUAL_FATAL(xlb_pkt_parse(&p, k.b, k.len), XLB_PARSE_OK);
+		to = p.tuple;
+		to.dst = after.dst;
+		to.dport = htons(after.dport);
+		xlb_nat_delta(&d, &p.tuple, &to);
+		xlb_tuple_invert(&other, &to);
+		xlb_nat_apply(&p, &other, &d);
+		CU_ASSERT(memcmp(k.b, a.b, a.len) == 0);
+	}
+}
+
+/* xlb_nat_apply() with a precomputed delta gives the bytes set_dst then
+ * set_src give, both ends changed at random, UDP 0 checksums included. */
+static void apply_rounds(int family, uint8_t proto, bool no_csum)
+{
+	for (int i = 0; i < ROUNDS; i++) {
+		struct pkt_spec s;
+		struct built k1, k2;
+		struct xlb_pkt p1, p2;
+		struct xlb_tuple to, other;
+		struct xlb_nat_delta d;
+		uint8_t pay[128];
+
+		rnd_spec(&s, family, proto);
+		s.udp_no_csum = no_csum;
+		rnd_payload(pay, s.paylen);
+		build(&k1, &s, pay);
+		k2 = k1;
+		CU_ASSERT_EQUAL_FATAL(xlb_pkt_parse(&p1, k1.b, k1.len), XLB_PARSE_OK);
+		CU_ASSERT_EQUAL_FATAL(xlb_pkt_parse(&p2, k2.b, k2.len), XLB_PARSE_OK);
+		to = p1.tuple;
+		/* Each end changes, or not (as DNAT keeps the source). */
+		if (rnd() & 3) {
+			rnd_addr(&to.dst, family);
+			to.dport = htons(rnd() & 0xffff);
+		}
+		if (rnd() & 1) {
+			rnd_addr(&to.src, family);
+			to.sport = htons(rnd() & 0xffff);
+		}
+		xlb_nat_set_dst(&p1, &to.dst, to.dport);
+		xlb_nat_set_src(&p1, &to.src, to.sport);
+
+		xlb_nat_delta(&d, &p2.tuple, &to);
+		xlb_tuple_invert(&other, &to);
+		xlb_nat_apply(&p2, &other, &d);
+		CU_ASSERT(memcmp(k1.b, k2.b, k1.len) == 0);
+		CU_ASSERT(xlb_tuple_eq(&p1.tuple, &p2.tuple));
+		if (no_csum) {
+			CU_ASSERT_EQUAL(get16(k2.b + k2.l4 + 6), 0);
+		} else {
+			check_csums(&k2, &p2, family, proto);
+		}
+	}
+}
+
+static void test_apply(void)
+{
+	apply_rounds(AF_INET, IPPROTO_TCP, false);
+	apply_rounds(AF_INET, IPPROTO_UDP, false);
+	apply_rounds(AF_INET, IPPROTO_UDP, true);
+	apply_rounds(AF_INET6, IPPROTO_TCP, false);
+	apply_rounds(AF_INET6, IPPROTO_UDP, false);
 }
 
 static void test_zero_result(void)
@@ -598,6 +669,7 @@ int main(void)
 	    !CU_add_test(s, "reply snat equals vip's own packet", test_reply_snat) ||
 	    !CU_add_test(s, "udp4 zero checksum kept", test_udp4_zero_csum) ||
 	    !CU_add_test(s, "computed zero checksum", test_zero_result) ||
+	    !CU_add_test(s, "precomputed rewrite equals set_dst + set_src", test_apply) ||
 	    !CU_add_test(s, "replace helpers", test_replace_helpers) ||
 	    !CU_add_test(s, "rewrite at an offset, whole and quoted", test_rewrite_at)) {
 		CU_cleanup_registry();
