@@ -499,14 +499,11 @@ static int parse_conntrack(struct ctx *c, struct xlb_ct_conf *ct)
 	ret = get_uint(c, "max", 1, CT_MAX_MAX, CT_MAX_DEFAULT, &ct->max);
 	if (ret)
 		return ret;
-	/* The flow table (cds_lfht) wants a power of two; round up rather
-	 * than refuse, as the value is a sizing hint like the kernel's. */
-	ret = get_uint(c, "buckets", 1, CT_BUCKETS_MAX, CT_BUCKETS_DEFAULT, &v);
+	/* A floor for the flow table's index, like the kernel's hashsize;
+	 * the table takes any count (and at least max / 2). */
+	ret = get_uint(c, "buckets", 1, CT_BUCKETS_MAX, CT_BUCKETS_DEFAULT, &ct->buckets);
 	if (ret)
 		return ret;
-	ct->buckets = 1;
-	while (ct->buckets < v)
-		ct->buckets <<= 1;
 
 	for (int t = 0; t < XLB_TO_MAX; t++) {
 		ret = get_uint(c, timeout_keys[t], 1, TIMEOUT_MAX, xlb_default_timeouts[t],

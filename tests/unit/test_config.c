@@ -280,9 +280,9 @@ static void check_metrics_off(const struct xlb_config *c)
 	CU_ASSERT_FALSE(c->global.metrics_enabled);
 }
 
-static void check_buckets_rounded(const struct xlb_config *c)
+static void check_buckets_as_given(const struct xlb_config *c)
 {
-	CU_ASSERT_EQUAL(c->ct.buckets, 65536);
+	CU_ASSERT_EQUAL(c->ct.buckets, 50000);
 	CU_ASSERT_EQUAL(c->ct.max, 1);
 }
 
@@ -293,7 +293,7 @@ static void check_buckets_one(const struct xlb_config *c)
 
 static void check_buckets_odd(const struct xlb_config *c)
 {
-	CU_ASSERT_EQUAL(c->ct.buckets, 128);
+	CU_ASSERT_EQUAL(c->ct.buckets, 100);
 }
 
 static void check_ct_set(const struct xlb_config *c)
@@ -385,8 +385,8 @@ static const struct good_case {
 	{ "metrics-v6", GLOBAL "metrics = [2001:2::1]:65535\n", check_metrics_v6, NULL },
 	{ "metrics-empty", GLOBAL "metrics =\n", check_metrics_off, NULL },
 	{ "metrics-absent", GLOBAL, check_metrics_off, NULL },
-	{ "buckets-rounded", GLOBAL "[conntrack]\nbuckets = 50000\nmax = 1\n",
-	  check_buckets_rounded, NULL },
+	{ "buckets-as-given", GLOBAL "[conntrack]\nbuckets = 50000\nmax = 1\n",
+	  check_buckets_as_given, NULL },
 	{ "buckets-one", GLOBAL "[conntrack]\nbuckets = 1\n", check_buckets_one, NULL },
 	{ "buckets-odd", GLOBAL "[conntrack]\nbuckets = 100\n", check_buckets_odd, NULL },
 	{ "ct-set", GLOBAL "[conntrack]\ntcp_timeout_established = 7200\nudp_timeout = 10\n"
