@@ -432,6 +432,12 @@ static int reload_locked(struct xlbd *d, char *err, size_t errlen)
 		xlb_warn("reload: steering maps incomplete: %s", strerror(-ret));
 	apply_static_macs(d, cfg);
 	xlb_ct_set_conf(d->dp.ct, &cfg->ct);
+	/* The index was sized for the max at start (two slots per flow,
+	 * half of them used when full); it does not grow. */
+	if (cfg->ct.max / 2 > xlb_ct_buckets(d->dp.ct))
+		xlb_warn("reload: conntrack max %u is above what the flow table was sized for "
+			 "at start (%u); inserts may fail (chaintoolong) near the new max: "
+			 "restart xlbd to resize", cfg->ct.max, xlb_ct_buckets(d->dp.ct) * 2);
 	__atomic_store_n(&d->dp.zone_from_vlan, cfg->ct.zone_from_vlan, __ATOMIC_RELAXED);
 	publish(d, svcs);
 	/* Workers never read the config itself, only snapshots. */
