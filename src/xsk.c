@@ -12,6 +12,13 @@
 #ifndef SOL_XDP
 #define SOL_XDP 283
 #endif
+/* Older libc headers lack these (Linux 5.11). */
+#ifndef SO_PREFER_BUSY_POLL
+#define SO_PREFER_BUSY_POLL 69
+#endif
+#ifndef SO_BUSY_POLL_BUDGET
+#define SO_BUSY_POLL_BUDGET 70
+#endif
 
 static int create_socket(struct xlb_xsk *s, const char *ifname, uint32_t queue, __u16 bind_flags)
 {
@@ -147,6 +154,18 @@ void xlb_xsk_kick_tx(struct xlb_xsk *s)
 		if (sendto(s->fd, NULL, 0, MSG_DONTWAIT, NULL, 0) < 0 && errno != EAGAIN)
 			break;
 	}
+}
+
+int xlb_xsk_busy_poll(struct xlb_xsk *s, uint32_t usecs, uint32_t budget)
+{
+	int prefer = usecs > 0, us = (int)usecs, b = (int)budget;
+
+	if (setsockopt(s->fd, SOL_SOCKET, SO_PREFER_BUSY_POLL, &prefer, sizeof(prefer)) ||
+	    setsockopt(s->fd, SOL_SOCKET, SO_BUSY_POLL, &us, sizeof(us)) ||
+	    (usecs && setsockopt(s->fd, SOL_SOCKET, SO_BUSY_POLL_BUDGET, &b, sizeof(b))))
+		return errno == ENOPROTOOPT ? -EOPNOTSUPP : -errno;
+	s->busy_poll = usecs > 0;
+	return 0;
 }
 
 int xlb_xsk_stats(const struct xlb_xsk *s, struct xdp_statistics *st)

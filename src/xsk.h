@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include <xdp/xsk.h>
 
@@ -33,6 +34,7 @@ struct xlb_xsk {
 	int fd;
 	uint32_t queue;
 	bool zerocopy;
+	bool busy_poll;               /* SO_PREFER_BUSY_POLL set: syscalls drive the NAPI */
 	uint32_t n_free;
 	uint32_t tx_outstanding;      /* in the tx or completion ring */
 	uint64_t *free_frames;        /* stack of frame addresses */
@@ -68,6 +70,24 @@ uint32_t xlb_xsk_complete(struct xlb_xsk *s);
 /* Ask the kernel to transmit what is in the tx ring, if it needs asking
  * (always in copy mode). Never blocks. */
 void xlb_xsk_kick_tx(struct xlb_xsk *s);
+
+/*
+ * Busy polling: SO_PREFER_BUSY_POLL, SO_BUSY_POLL = usecs and
+ * SO_BUSY_POLL_BUDGET = budget on the socket, so that recvfrom(), sendto()
+ * and poll() on it run the queue's NAPI in the calling thread instead of
+ * waiting for the softirq (and for a wake-up). usecs = 0 turns it off.
+ * Needs CAP_NET_ADMIN for a budget above the default. Returns 0 or a
+ * negative errno (EOPNOTSUPP on kernels without the options).
+ */
+int xlb_xsk_busy_poll(struct xlb_xsk *s, uint32_t usecs, uint32_t budget);
+
+/* In busy-poll mode, run the queue's NAPI once (a non-blocking
+ * recvfrom()); nothing otherwise. */
+static inline void xlb_xsk_poll_napi(struct xlb_xsk *s)
+{
+	if (s->busy_poll)
+		recvfrom(s->fd, NULL, 0, MSG_DONTWAIT, NULL, NULL);
+}
 
 /* XDP_STATISTICS of the socket. Returns 0 or a negative errno. */
 int xlb_xsk_stats(const struct xlb_xsk *s, struct xdp_statistics *st);

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -36,6 +37,7 @@
 #include <linux/ip.h>
 #include <linux/ipv6.h>
 
+#include "bench.h"
 #include "xlb/bpf_shared.h"
 #include "xlb.skel.h"
 #include "xsk.h"
@@ -55,11 +57,20 @@ struct fwd {
 	unsigned n_vips;
 };
 
+/* --stamps: how old the generator's segments are when a queue sees them
+ * (rx) and when its sendto() has returned (tx), per direction, in log2
+ * microsecond buckets. Where a round trip's time goes, hop by hop. */
+#define AGE_BUCKETS 24
+enum { AGE_RX_REQ, AGE_TX_REQ, AGE_RX_REP, AGE_TX_REP, AGE_MAX };
+
 struct queue {
 	struct xlb_xsk xsk;
 	const struct fwd *fwd;
 	pthread_t thread;
 	uint64_t rx, tx, dropped;
+	uint64_t sleeps, timeouts, missed_wakeups;
+	bool stamps;
+	uint64_t age[AGE_MAX][AGE_BUCKETS];
 };
 
 static volatile sig_atomic_t stop;
@@ -110,11 +121,88 @@ static bool forward(const struct fwd *f, uint8_t *p, uint32_t len)
 	return true;
 }
 
-static void idle_wait(struct xlb_xsk *s)
+static uint64_t now_ns(void)
 {
-	struct pollfd pfd = { .fd = s->fd, .events = POLLIN };
+	struct timespec ts;
 
-	poll(&pfd, 1, IDLE_SLEEP_MS);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* The generator's send time in a data segment, or 0. */
+static uint64_t segment_stamp(const uint8_t *p, uint32_t len)
+{
+	const struct ethhdr *eth = (const struct ethhdr *)p;
+	const struct xlb_bench_payload *pl;
+	uint32_t off;
+	uint64_t ts;
+
+	if (eth->h_proto == htons(ETH_P_IP)) {
+		const struct iphdr *ip = (const struct iphdr *)(eth + 1);
+
+		if (ip->protocol != IPPROTO_TCP)
+			return 0;
+		off = ETH_HLEN + ip->ihl * 4u;
+	} else if (eth->h_proto == htons(ETH_P_IPV6)) {
+		off = ETH_HLEN + sizeof(struct ipv6hdr);
+	} else {
+		return 0;
+	}
+	if (off + 13 > len)
+		return 0;
+	off += (p[off + 12] >> 4) * 4u;
+	if (off + sizeof(*pl) > len)
+		return 0;
+	pl = (const struct xlb_bench_payload *)(p + off);
+	if (pl->magic != htonl(XLB_BENCH_MAGIC))
+		return 0;
+	memcpy(&ts, &pl->tx_ns, sizeof(ts));
+	return ts;
+}
+
+static void count_age(struct queue *q, int which, uint64_t stamp, uint64_t now)
+{
+	uint64_t us = now > stamp ? (now - stamp) / 1000 : 0;
+	int b = 0;
+
+	while (us && b < AGE_BUCKETS - 1) {
+		us >>= 1;
+		b++;
+	}
+	q->age[which][b]++;
+}
+
+static void print_ages(const struct queue *q, unsigned id)
+{
+	static const char *const names[AGE_MAX] = { "rx req", "tx req", "rx rep", "tx rep" };
+
+	fprintf(stderr, "xlb-bench-fwd: queue %u age, us < sleeps %llu timeouts %llu missed %llu\n",
+		id, (unsigned long long)q->sleeps, (unsigned long long)q->timeouts,
+		(unsigned long long)q->missed_wakeups);
+	for (int k = 0; k < AGE_MAX; k++) {
+		fprintf(stderr, "xlb-bench-fwd: queue %u %s age, us <", id, names[k]);
+		for (int b = 0; b < AGE_BUCKETS; b++)
+			if (q->age[k][b])
+				fprintf(stderr, " %llu:%llu", 1ull << b, (unsigned long long)q->age[k][b]);
+		fprintf(stderr, "\n");
+	}
+}
+
+static void idle_wait(struct queue *q)
+{
+	struct pollfd pfd = { .fd = q->xsk.fd, .events = POLLIN };
+	uint32_t idx;
+
+	q->sleeps++;
+	if (poll(&pfd, 1, IDLE_SLEEP_MS) == 0) {
+		q->timeouts++;
+		/* A frame in the ring after a sleep that timed out: its
+		 * wake-up never came. */
+		if (xsk_ring_cons__peek(&q->xsk.rx, 1, &idx)) {
+			q->missed_wakeups++;
+			xsk_ring_cons__cancel(&q->xsk.rx, 1);
+		}
+	}
 }
 
 static void *queue_main(void *arg)
@@ -124,24 +212,36 @@ static void *queue_main(void *arg)
 	unsigned idle = 0;
 
 	while (!stop) {
-		uint64_t addrs[BURST];
+		uint64_t addrs[BURST], stamps[BURST];
 		uint32_t lens[BURST];
+		bool reply[BURST];
 		uint32_t idx, n, tidx = 0, got, ntx = 0;
+		uint64_t t_rx;
 
 		xlb_xsk_complete(s);
 		n = xsk_ring_cons__peek(&s->rx, BURST, &idx);
 		if (!n) {
 			xlb_xsk_refill(s);
 			xlb_xsk_kick_tx(s);
+			xlb_xsk_poll_napi(s);
 			if (++idle >= IDLE_SPINS)
-				idle_wait(s);
+				idle_wait(q);
 			continue;
 		}
 		idle = 0;
+		t_rx = q->stamps ? now_ns() : 0;
 		for (uint32_t i = 0; i < n; i++) {
 			const struct xdp_desc *d = xsk_ring_cons__rx_desc(&s->rx, idx + i);
+			uint8_t *frame = xlb_xsk_frame(s, d->addr);
 
-			if (forward(q->fwd, xlb_xsk_frame(s, d->addr), d->len)) {
+			if (forward(q->fwd, frame, d->len)) {
+				if (q->stamps) {
+					stamps[ntx] = segment_stamp(frame, d->len);
+					reply[ntx] = !memcmp(frame, q->fwd->client_mac, ETH_ALEN);
+					if (stamps[ntx])
+						count_age(q, reply[ntx] ? AGE_RX_REP : AGE_RX_REQ,
+							  stamps[ntx], t_rx);
+				}
 				addrs[ntx] = d->addr;
 				lens[ntx++] = d->len;
 			} else {
@@ -175,6 +275,11 @@ static void *queue_main(void *arg)
 			q->tx += got;
 			xlb_xsk_kick_tx(s);
 		}
+		if (q->stamps)
+			for (uint32_t i = 0; i < ntx; i++)
+				if (stamps[i])
+					count_age(q, reply[i] ? AGE_TX_REP : AGE_TX_REQ, stamps[i],
+						  now_ns());
 		xlb_xsk_refill(s);
 		if (xsk_ring_prod__needs_wakeup(&s->fq))
 			recvfrom(s->fd, NULL, 0, MSG_DONTWAIT, NULL, NULL);
@@ -205,7 +310,10 @@ static int parse_addr(const char *str, uint8_t addr[16])
 static void usage(FILE *out)
 {
 	fprintf(out, "usage: xlb-bench-fwd --dev DEV --queues N --port PORT --vip ADDR... "
-		     "--backend-mac MAC... --client-mac MAC\n");
+		     "--backend-mac MAC... --client-mac MAC [--stamps]\n"
+		     "       [--busy-poll USECS [--busy-budget N]]\n"
+		     "  --stamps  at exit, per queue and direction, how old the generator's\n"
+		     "            segments were when received and when sent on (log2 us)\n");
 }
 
 int main(int argc, char **argv)
@@ -217,6 +325,9 @@ int main(int argc, char **argv)
 		{ "vip", required_argument, NULL, 'v' },
 		{ "backend-mac", required_argument, NULL, 'b' },
 		{ "client-mac", required_argument, NULL, 'c' },
+		{ "stamps", no_argument, NULL, 's' },
+		{ "busy-poll", required_argument, NULL, 'B' },
+		{ "busy-budget", required_argument, NULL, 'G' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -227,7 +338,8 @@ int main(int argc, char **argv)
 	unsigned n_queues = 1, started = 0;
 	uint16_t port = 80;
 	int c, ifindex, link_fd = -1, rc = 1, err;
-	bool have_client = false;
+	bool have_client = false, stamps = false;
+	unsigned busy_us = 0, busy_budget = BURST;
 	char path[128];
 	FILE *mf;
 
@@ -250,6 +362,9 @@ int main(int argc, char **argv)
 				goto usage;
 			have_client = true;
 			break;
+		case 's': stamps = true; break;
+		case 'B': busy_us = (unsigned)atoi(optarg); break;
+		case 'G': busy_budget = (unsigned)atoi(optarg); break;
 		case 'h': usage(stdout); return 0;
 		default: goto usage;
 		}
@@ -304,9 +419,16 @@ int main(int argc, char **argv)
 		goto out;
 	for (unsigned i = 0; i < n_queues; i++) {
 		queues[i].fwd = &f;
+		queues[i].stamps = stamps;
 		err = xlb_xsk_open(&queues[i].xsk, dev, i, bpf_map__fd(skel->maps.xsks), true);
 		if (err) {
 			fprintf(stderr, "xlb-bench-fwd: queue %u: %s\n", i, strerror(-err));
+			goto out;
+		}
+		err = busy_us ? xlb_xsk_busy_poll(&queues[i].xsk, busy_us, busy_budget) : 0;
+		if (err) {
+			fprintf(stderr, "xlb-bench-fwd: queue %u: busy polling: %s\n", i,
+				strerror(-err));
 			goto out;
 		}
 	}
@@ -324,6 +446,8 @@ out:
 		fprintf(stderr, "xlb-bench-fwd: queue %u: rx %llu tx %llu dropped %llu\n", i,
 			(unsigned long long)queues[i].rx, (unsigned long long)queues[i].tx,
 			(unsigned long long)queues[i].dropped);
+		if (stamps)
+			print_ages(&queues[i], i);
 	}
 	for (unsigned i = 0; queues && i < n_queues; i++)
 		if (queues[i].xsk.umem || queues[i].xsk.socket)
