@@ -254,6 +254,15 @@ static struct xlb_flow *bucket_owner(const struct xlb_ct *ct, const struct ct_bu
 	return NULL;
 }
 
+/* Bits set in a slot mask, inline: without -mpopcnt, __builtin_popcount
+ * is a libgcc call several times this long. */
+static inline unsigned count7(unsigned m)
+{
+	m = m - ((m >> 1) & 0x55);
+	m = (m & 0x33) + ((m >> 2) & 0x33);
+	return (m + (m >> 4)) & 0x0f;
+}
+
 /* The first empty slot of b's chain (*where: its bucket), how many empty
  * slots the chain's first bucket has, and its last bucket. */
 static int bucket_free_slot(const struct xlb_ct *ct, struct ct_bucket *b,
@@ -261,7 +270,7 @@ static int bucket_free_slot(const struct xlb_ct *ct, struct ct_bucket *b,
 {
 	unsigned m = bucket_empty(b);
 
-	*nfree = (unsigned)__builtin_popcount(m);
+	*nfree = count7(m);
 	*where = NULL;
 	if (m) {
 		*where = b;
