@@ -401,7 +401,6 @@ static void limbo_free_rcu(struct rcu_head *head)
 	spin_lock(&ct->slab_lock);
 	flow_at(ct, lb->tail)->free_next = ct->free_head;
 	ct->free_head = lb->head;
-	ct->in_flight--;
 	spin_unlock(&ct->slab_lock);
 	free(lb);
 }
@@ -427,7 +426,6 @@ static void limbo_flush_locked(struct xlb_ct *ct)
 	lb->tail = ct->limbo_tail;
 	ct->limbo_head = 0;
 	ct->limbo_n = 0;
-	ct->in_flight++;
 	call_rcu(&lb->rcu, limbo_free_rcu);
 }
 

@@ -71,7 +71,6 @@ struct xlb_ct {
 	uint32_t next_unused;
 	uint32_t limbo_head, limbo_tail;
 	uint32_t limbo_n;
-	uint32_t in_flight;                /* limbo batches waiting for a grace period */
 
 	/* The collector's own state (one thread). */
 	uint32_t gc_cursor __attribute__((aligned(64)));   /* next bucket */
