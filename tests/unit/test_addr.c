@@ -9,6 +9,7 @@
 #include <CUnit/Basic.h>
 
 #include "xlb/tuple.h"
+#include "unit.h"
 
 struct pton_case {
 	const char *text;
@@ -256,30 +257,16 @@ static void test_endpoint_reason_buffer(void)
 
 int main(void)
 {
-	CU_pSuite s;
-	unsigned failed;
+	static const struct unit_test tests[] = {
+		{ "pton table and round trip", test_pton_table },
+		{ "pton NULL", test_pton_null },
+		{ "IPv4 stored mapped", test_v4_is_mapped },
+		{ "IPv6 bytes", test_v6_bytes },
+		{ "ntop errors", test_ntop_errors },
+		{ "endpoint pton table", test_endpoint_table },
+		{ "endpoint fields and round trip", test_endpoint_fields },
+		{ "endpoint reason buffer", test_endpoint_reason_buffer },
+	};
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	s = CU_add_suite("addr", NULL, NULL);
-	if (!s ||
-	    !CU_add_test(s, "pton table and round trip", test_pton_table) ||
-	    !CU_add_test(s, "pton NULL", test_pton_null) ||
-	    !CU_add_test(s, "IPv4 stored mapped", test_v4_is_mapped) ||
-	    !CU_add_test(s, "IPv6 bytes", test_v6_bytes) ||
-	    !CU_add_test(s, "ntop errors", test_ntop_errors) ||
-	    !CU_add_test(s, "endpoint pton table", test_endpoint_table) ||
-	    !CU_add_test(s, "endpoint fields and round trip", test_endpoint_fields) ||
-	    !CU_add_test(s, "endpoint reason buffer", test_endpoint_reason_buffer)) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	if (CU_basic_run_tests() != CUE_SUCCESS) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	failed = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return UNIT_RUN("addr", NULL, NULL, tests);
 }

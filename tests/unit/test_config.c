@@ -16,6 +16,7 @@
 #include <CUnit/Basic.h>
 
 #include "config.h"
+#include "unit.h"
 
 #define CONF_EXAMPLE "../conf/xlb.ini"
 #define CONF_SPEC "unit/configs/spec.ini"
@@ -733,34 +734,20 @@ static int cleanup_tmpdir(void)
 
 int main(void)
 {
-	CU_pSuite s;
-	unsigned failed;
+	static const struct unit_test tests[] = {
+		{ "timeout keys and kernel defaults", test_timeout_table },
+		{ "conf/xlb.ini loads as documented", test_example_conf },
+		{ "SPEC example loads, warns of the IPv6 backend", test_spec_example },
+		{ "minimal file takes the defaults", test_minimal },
+		{ "good variations", test_good_table },
+		{ "mistakes are refused with the right message", test_bad_table },
+		{ "unreadable and oversized input", test_io_errors },
+		{ "short error buffer", test_small_err_buffer },
+	};
 
 	if (!mkdtemp(tmpdir)) {
 		perror("mkdtemp");
 		return 1;
 	}
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	s = CU_add_suite("config", NULL, cleanup_tmpdir);
-	if (!s ||
-	    !CU_add_test(s, "timeout keys and kernel defaults", test_timeout_table) ||
-	    !CU_add_test(s, "conf/xlb.ini loads as documented", test_example_conf) ||
-	    !CU_add_test(s, "SPEC example loads, warns of the IPv6 backend", test_spec_example) ||
-	    !CU_add_test(s, "minimal file takes the defaults", test_minimal) ||
-	    !CU_add_test(s, "good variations", test_good_table) ||
-	    !CU_add_test(s, "mistakes are refused with the right message", test_bad_table) ||
-	    !CU_add_test(s, "unreadable and oversized input", test_io_errors) ||
-	    !CU_add_test(s, "short error buffer", test_small_err_buffer)) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	if (CU_basic_run_tests() != CUE_SUCCESS) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	failed = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return UNIT_RUN("config", NULL, cleanup_tmpdir, tests);
 }

@@ -20,6 +20,7 @@
 #include <CUnit/Basic.h>
 
 #include "ctfmt.h"
+#include "unit.h"
 
 #define NS 1000000000ull
 /* An arbitrary monotonic "now": flows expire relative to it. */
@@ -1233,38 +1234,24 @@ static void test_filter_errors(void)
 
 int main(void)
 {
-	CU_pSuite s;
-	unsigned failed;
+	static const struct unit_test tests[] = {
+		{ "conntrack -L golden lines", test_list_golden },
+		{ "-L -o timestamp", test_list_timestamp },
+		{ "conntrack -E golden lines", test_event_golden },
+		{ "lines parse back to their flow", test_parse_back },
+		{ "the line parser rejects junk", test_parser_rejects },
+		{ "snprintf truncation contract", test_truncation },
+		{ "largest lines fit LINE_MAX", test_line_max },
+		{ "json", test_json },
+		{ "-o formats", test_parse_output },
+		{ "filter table", test_filter_table },
+		{ "filter parsing stops at other options", test_filter_stops },
+		{ "filter errors name option and value", test_filter_errors },
+	};
 
 	/* [start=...] is local time, as conntrack prints it. */
 	setenv("TZ", "UTC", 1);
 	tzset();
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	s = CU_add_suite("ctfmt", NULL, NULL);
-	if (!s ||
-	    !CU_add_test(s, "conntrack -L golden lines", test_list_golden) ||
-	    !CU_add_test(s, "-L -o timestamp", test_list_timestamp) ||
-	    !CU_add_test(s, "conntrack -E golden lines", test_event_golden) ||
-	    !CU_add_test(s, "lines parse back to their flow", test_parse_back) ||
-	    !CU_add_test(s, "the line parser rejects junk", test_parser_rejects) ||
-	    !CU_add_test(s, "snprintf truncation contract", test_truncation) ||
-	    !CU_add_test(s, "largest lines fit LINE_MAX", test_line_max) ||
-	    !CU_add_test(s, "json", test_json) ||
-	    !CU_add_test(s, "-o formats", test_parse_output) ||
-	    !CU_add_test(s, "filter table", test_filter_table) ||
-	    !CU_add_test(s, "filter parsing stops at other options", test_filter_stops) ||
-	    !CU_add_test(s, "filter errors name option and value", test_filter_errors)) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	if (CU_basic_run_tests() != CUE_SUCCESS) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	failed = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failed != 0;
+	return UNIT_RUN("ctfmt", NULL, NULL, tests);
 }

@@ -17,6 +17,7 @@
 
 #include "nat.h"
 #include "packet.h"
+#include "unit.h"
 
 /* ---- independent reference checksum ----------------------------------- */
 
@@ -653,34 +654,20 @@ static void test_rewrite_at(void)
 
 int main(void)
 {
-	CU_pSuite s;
-	unsigned int failures;
+	static const struct unit_test tests[] = {
+		{ "tcp4 dnat/snat", test_tcp4 },
+		{ "udp4 dnat/snat", test_udp4 },
+		{ "icmp4 echo", test_icmp4 },
+		{ "tcp6 dnat/snat", test_tcp6 },
+		{ "udp6 dnat/snat", test_udp6 },
+		{ "icmp6 echo", test_icmp6 },
+		{ "reply snat equals vip's own packet", test_reply_snat },
+		{ "udp4 zero checksum kept", test_udp4_zero_csum },
+		{ "computed zero checksum", test_zero_result },
+		{ "precomputed rewrite equals set_dst + set_src", test_apply },
+		{ "replace helpers", test_replace_helpers },
+		{ "rewrite at an offset, whole and quoted", test_rewrite_at },
+	};
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	s = CU_add_suite("nat", NULL, NULL);
-	if (!s ||
-	    !CU_add_test(s, "tcp4 dnat/snat", test_tcp4) ||
-	    !CU_add_test(s, "udp4 dnat/snat", test_udp4) ||
-	    !CU_add_test(s, "icmp4 echo", test_icmp4) ||
-	    !CU_add_test(s, "tcp6 dnat/snat", test_tcp6) ||
-	    !CU_add_test(s, "udp6 dnat/snat", test_udp6) ||
-	    !CU_add_test(s, "icmp6 echo", test_icmp6) ||
-	    !CU_add_test(s, "reply snat equals vip's own packet", test_reply_snat) ||
-	    !CU_add_test(s, "udp4 zero checksum kept", test_udp4_zero_csum) ||
-	    !CU_add_test(s, "computed zero checksum", test_zero_result) ||
-	    !CU_add_test(s, "precomputed rewrite equals set_dst + set_src", test_apply) ||
-	    !CU_add_test(s, "replace helpers", test_replace_helpers) ||
-	    !CU_add_test(s, "rewrite at an offset, whole and quoted", test_rewrite_at)) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	if (CU_basic_run_tests() != CUE_SUCCESS) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	failures = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failures != 0;
+	return UNIT_RUN("nat", NULL, NULL, tests);
 }

@@ -13,6 +13,7 @@
 #include <CUnit/Basic.h>
 
 #include "packet.h"
+#include "unit.h"
 
 /* ---- frame builder ---------------------------------------------------- */
 
@@ -834,27 +835,13 @@ static void test_result_str(void)
 
 int main(void)
 {
-	CU_pSuite s;
-	unsigned int failures;
+	static const struct unit_test tests[] = {
+		{ "frame table", test_table },
+		{ "every truncation", test_truncation },
+		{ "ethernet padding", test_padding },
+		{ "random mutations", test_mutations },
+		{ "result names", test_result_str },
+	};
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	s = CU_add_suite("packet", NULL, NULL);
-	if (!s ||
-	    !CU_add_test(s, "frame table", test_table) ||
-	    !CU_add_test(s, "every truncation", test_truncation) ||
-	    !CU_add_test(s, "ethernet padding", test_padding) ||
-	    !CU_add_test(s, "random mutations", test_mutations) ||
-	    !CU_add_test(s, "result names", test_result_str)) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	if (CU_basic_run_tests() != CUE_SUCCESS) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	failures = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failures != 0;
+	return UNIT_RUN("packet", NULL, NULL, tests);
 }
