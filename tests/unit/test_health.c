@@ -27,6 +27,7 @@
 #include "config.h"
 #include "health.h"
 #include "log.h"
+#include "unit.h"
 
 /* ---- servers ------------------------------------------------------------- */
 
@@ -1072,36 +1073,18 @@ static int teardown(void)
 
 int main(void)
 {
-	CU_pSuite s;
-	unsigned failures;
+	static const struct unit_test tests[] = {
+		{ "tcp: down after fall failures, up after rise passes", test_tcp },
+		{ "http: status lines that pass and fail, health_port, the request", test_http },
+		{ "http: a backend that fails and recovers", test_http_flap },
+		{ "set_down: down at once, back after rise passes", test_set_down },
+		{ "udp: echo, silence, port unreachable", test_udp },
+		{ "a slow backend does not delay a fast one", test_slow_does_not_delay_fast },
+		{ "first checks are spread over the interval", test_first_checks_spread },
+		{ "reload keeps unchanged targets, walk order", test_reconfigure },
+		{ "IPv6 loopback: tcp, http, udp", test_ipv6 },
+		{ "destroy with checks in flight closes everything", test_destroy_in_flight },
+	};
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	s = CU_add_suite("health", setup, teardown);
-	if (!s ||
-	    !CU_add_test(s, "tcp: down after fall failures, up after rise passes", test_tcp) ||
-	    !CU_add_test(s, "http: status lines that pass and fail, health_port, the request",
-			 test_http) ||
-	    !CU_add_test(s, "http: a backend that fails and recovers", test_http_flap) ||
-	    !CU_add_test(s, "set_down: down at once, back after rise passes", test_set_down) ||
-	    !CU_add_test(s, "udp: echo, silence, port unreachable", test_udp) ||
-	    !CU_add_test(s, "a slow backend does not delay a fast one",
-			 test_slow_does_not_delay_fast) ||
-	    !CU_add_test(s, "first checks are spread over the interval",
-			 test_first_checks_spread) ||
-	    !CU_add_test(s, "reload keeps unchanged targets, walk order", test_reconfigure) ||
-	    !CU_add_test(s, "IPv6 loopback: tcp, http, udp", test_ipv6) ||
-	    !CU_add_test(s, "destroy with checks in flight closes everything",
-			 test_destroy_in_flight)) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	if (CU_basic_run_tests() != CUE_SUCCESS) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	failures = CU_get_number_of_failures() + CU_get_number_of_suites_failed();
-	CU_cleanup_registry();
-	return failures ? 1 : 0;
+	return UNIT_RUN("health", setup, teardown, tests);
 }

@@ -25,6 +25,7 @@
 #include "flow.h"
 #include "metrics.h"
 #include "service.h"
+#include "unit.h"
 #include "worker.h"
 
 static const char *config_text =
@@ -742,30 +743,16 @@ static void test_http_ipv6(void)
 
 int main(void)
 {
-	CU_pSuite s;
-	unsigned failures;
+	static const struct unit_test tests[] = {
+		{ "the format checker refuses what scrapers would", test_checker_refuses },
+		{ "every line parses, every family has HELP and TYPE", test_format },
+		{ "backend families: flows, packets, bytes, up, weight", test_backends },
+		{ "worker, drop and conntrack -S families", test_workers },
+		{ "a flow's end does not make counters go back",
+		  test_counter_monotonic_across_flow_end },
+		{ "HTTP: GET /metrics, 404, 405, HEAD, address in use", test_http },
+		{ "HTTP on IPv6 loopback", test_http_ipv6 },
+	};
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	s = CU_add_suite("metrics", setup, teardown);
-	if (!s ||
-	    !CU_add_test(s, "the format checker refuses what scrapers would", test_checker_refuses) ||
-	    !CU_add_test(s, "every line parses, every family has HELP and TYPE", test_format) ||
-	    !CU_add_test(s, "backend families: flows, packets, bytes, up, weight", test_backends) ||
-	    !CU_add_test(s, "worker, drop and conntrack -S families", test_workers) ||
-	    !CU_add_test(s, "a flow's end does not make counters go back",
-			 test_counter_monotonic_across_flow_end) ||
-	    !CU_add_test(s, "HTTP: GET /metrics, 404, 405, HEAD, address in use", test_http) ||
-	    !CU_add_test(s, "HTTP on IPv6 loopback", test_http_ipv6)) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	if (CU_basic_run_tests() != CUE_SUCCESS) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	failures = CU_get_number_of_failures() + CU_get_number_of_suites_failed();
-	CU_cleanup_registry();
-	return failures ? 1 : 0;
+	return UNIT_RUN("metrics", setup, teardown, tests);
 }
