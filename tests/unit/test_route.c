@@ -27,6 +27,7 @@
 #include <urcu-qsbr.h>
 
 #include "route.h"
+#include "unit.h"
 
 static struct xlb_route *rt;
 static pid_t peer = -1;
@@ -568,8 +569,23 @@ static void test_overrun_resync(void)
 
 int main(void)
 {
-	CU_pSuite s;
-	int failures;
+	static const struct unit_test tests[] = {
+		{ "create fails on a missing interface", test_create_bad_ifindex },
+		{ "interface MAC", test_if_mac },
+		{ "local addresses at start", test_initial_local_addrs },
+		{ "longest-prefix lookups", test_lookup_table },
+		{ "IPv4 resolution (ARP)", test_resolution_v4 },
+		{ "IPv6 resolution (ND)", test_resolution_v6 },
+		{ "unanswered resolution", test_resolution_unanswered },
+		{ "burst of resolutions", test_resolution_burst },
+		{ "route changes", test_route_change },
+		{ "neighbour changes", test_neigh_change },
+		{ "static MACs", test_static },
+		{ "local address events", test_local_addr_events },
+		{ "link events", test_link_events },
+		{ "overrun and resync", test_overrun_resync },
+	};
+	int status;
 	int ifindex;
 
 	if (geteuid() != 0) {
@@ -597,41 +613,10 @@ int main(void)
 		return 1;
 	}
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		goto fail;
-	s = CU_add_suite("route", NULL, NULL);
-	if (!s ||
-	    !CU_add_test(s, "create fails on a missing interface", test_create_bad_ifindex) ||
-	    !CU_add_test(s, "interface MAC", test_if_mac) ||
-	    !CU_add_test(s, "local addresses at start", test_initial_local_addrs) ||
-	    !CU_add_test(s, "longest-prefix lookups", test_lookup_table) ||
-	    !CU_add_test(s, "IPv4 resolution (ARP)", test_resolution_v4) ||
-	    !CU_add_test(s, "IPv6 resolution (ND)", test_resolution_v6) ||
-	    !CU_add_test(s, "unanswered resolution", test_resolution_unanswered) ||
-	    !CU_add_test(s, "burst of resolutions", test_resolution_burst) ||
-	    !CU_add_test(s, "route changes", test_route_change) ||
-	    !CU_add_test(s, "neighbour changes", test_neigh_change) ||
-	    !CU_add_test(s, "static MACs", test_static) ||
-	    !CU_add_test(s, "local address events", test_local_addr_events) ||
-	    !CU_add_test(s, "link events", test_link_events) ||
-	    !CU_add_test(s, "overrun and resync", test_overrun_resync))
-		goto fail;
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	if (CU_basic_run_tests() != CUE_SUCCESS)
-		goto fail;
-	failures = (int)CU_get_number_of_failures();
-	CU_cleanup_registry();
+	status = UNIT_RUN("route", NULL, NULL, tests);
 
 	xlb_route_destroy(rt);
 	rcu_unregister_thread();
 	stop_peer();
-	return failures ? 1 : 0;
-
-fail:
-	fprintf(stderr, "CUnit: %s\n", CU_get_error_msg());
-	CU_cleanup_registry();
-	xlb_route_destroy(rt);
-	rcu_unregister_thread();
-	stop_peer();
-	return 1;
+	return status;
 }

@@ -27,6 +27,7 @@
 #include "packet.h"
 #include "route.h"
 #include "service.h"
+#include "unit.h"
 #include "worker.h"
 
 static const uint8_t client_mac[6] = { 0x02, 0, 0, 0, 0, 0x10 };
@@ -576,33 +577,22 @@ static void test_related_icmp(void)
 
 int main(void)
 {
-	CU_pSuite s;
-	int failures;
+	static const struct unit_test tests[] = {
+		{ "TCP handshake through the VIP, IPv4", test_tcp_handshake_v4 },
+		{ "connections spread over backends", test_spread_over_backends },
+		{ "UDP request and reply", test_udp_v4 },
+		{ "TCP through an IPv6 VIP", test_tcp_v6 },
+		{ "drops are counted by reason", test_drops },
+		{ "an unresolved neighbour holds the frame", test_unresolved_neighbour_holds },
+		{ "no backend: RST and port unreachable", test_reject },
+		{ "notrack: stateless both ways", test_notrack },
+		{ "RELATED ICMP error translated", test_related_icmp },
+		{ "VLAN ids as conntrack zones", test_vlan_zones },
+	};
 
 	if (geteuid() != 0) {
 		fprintf(stderr, "test_worker: needs root for a network namespace, skipping\n");
 		return 77;
 	}
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	s = CU_add_suite("worker", setup, teardown);
-	if (!s ||
-	    !CU_add_test(s, "TCP handshake through the VIP, IPv4", test_tcp_handshake_v4) ||
-	    !CU_add_test(s, "connections spread over backends", test_spread_over_backends) ||
-	    !CU_add_test(s, "UDP request and reply", test_udp_v4) ||
-	    !CU_add_test(s, "TCP through an IPv6 VIP", test_tcp_v6) ||
-	    !CU_add_test(s, "drops are counted by reason", test_drops) ||
-	    !CU_add_test(s, "an unresolved neighbour holds the frame", test_unresolved_neighbour_holds) ||
-	    !CU_add_test(s, "no backend: RST and port unreachable", test_reject) ||
-	    !CU_add_test(s, "notrack: stateless both ways", test_notrack) ||
-	    !CU_add_test(s, "RELATED ICMP error translated", test_related_icmp) ||
-	    !CU_add_test(s, "VLAN ids as conntrack zones", test_vlan_zones)) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failures = (int)(CU_get_number_of_failures() + CU_get_number_of_suites_failed());
-	CU_cleanup_registry();
-	return failures ? 1 : 0;
+	return UNIT_RUN("worker", setup, teardown, tests);
 }

@@ -31,6 +31,7 @@
 #include <bpf/libbpf.h>
 #include <xdp/xsk.h>
 
+#include "unit.h"
 #include "xlb/bpf_shared.h"
 #include "xlb.skel.h"
 
@@ -594,8 +595,10 @@ static int suite_cleanup(void)
 
 int main(void)
 {
-	CU_pSuite suite;
-	unsigned int failures;
+	static const struct unit_test tests[] = {
+		{ "verdicts, no socket on the queue", test_no_socket },
+		{ "verdicts, socket bound on queue 0", test_with_socket },
+	};
 
 	if (geteuid() != 0) {
 		fprintf(stderr, "test_xdp: needs root for BPF and AF_XDP, skipping\n");
@@ -607,21 +610,5 @@ int main(void)
 		return 1;
 	}
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	suite = CU_add_suite("xdp", suite_init, suite_cleanup);
-	if (!suite ||
-	    !CU_add_test(suite, "verdicts, no socket on the queue", test_no_socket) ||
-	    !CU_add_test(suite, "verdicts, socket bound on queue 0", test_with_socket)) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	if (CU_basic_run_tests() != CUE_SUCCESS) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	failures = CU_get_number_of_failure_records();
-	CU_cleanup_registry();
-	return failures != 0;
+	return UNIT_RUN("xdp", suite_init, suite_cleanup, tests);
 }
