@@ -355,6 +355,58 @@ static void test_insert_race_loser_adopts_winner(void)
 	free(race);
 }
 
+/* The burst's hinted lookup answers as xlb_ct_lookup does: with the right
+ * hint, a stale one (the flow deleted since), a wrong one (another
+ * flow's), or none. */
+static void test_lookup_hint(void)
+{
+	struct xlb_ct *ct = ct_new(1024);
+	struct xlb_ct_stats st = { 0 };
+	struct xlb_tuple orig, reply, other_orig, other_reply;
+	struct xlb_flow *f, *g;
+	enum xlb_dir dir = XLB_DIR_ORIG;
+	uint32_t h, hr;
+	uint64_t hint, ghint;
+
+	f = conn_new(ct, IPPROTO_TCP, 1, T0, &st);
+	g = conn_new(ct, IPPROTO_TCP, 2, T0, &st);
+	CU_ASSERT_FATAL(f && g);
+	conn_tuples(&orig, &reply, IPPROTO_TCP, 1);
+	conn_tuples(&other_orig, &other_reply, IPPROTO_TCP, 2);
+	h = xlb_ct_hash(ct, &orig);
+	hr = xlb_ct_hash(ct, &reply);
+
+	xlb_ct_prefetch_buckets(ct, h);
+	hint = xlb_ct_prefetch_flow(ct, h);
+	CU_ASSERT(hint != 0);
+	CU_ASSERT_PTR_EQUAL(xlb_ct_lookup_hint(ct, &orig, h, T0, &dir, hint), f);
+	CU_ASSERT_EQUAL(dir, XLB_DIR_ORIG);
+	hint = xlb_ct_prefetch_flow(ct, hr);
+	CU_ASSERT_PTR_EQUAL(xlb_ct_lookup_hint(ct, &reply, hr, T0, &dir, hint), f);
+	CU_ASSERT_EQUAL(dir, XLB_DIR_REPLY);
+
+	/* A wrong hint (g's) and no hint still find f. */
+	ghint = xlb_ct_prefetch_flow(ct, xlb_ct_hash(ct, &other_orig));
+	CU_ASSERT(ghint != 0);
+	CU_ASSERT_PTR_EQUAL(xlb_ct_lookup_hint(ct, &orig, h, T0, &dir, ghint), f);
+	CU_ASSERT_PTR_EQUAL(xlb_ct_lookup_hint(ct, &orig, h, T0, &dir, 0), f);
+
+	/* Deleted between the hint and the lookup (an earlier packet of the
+	 * burst ended it): not found, although the hint names it. */
+	hint = xlb_ct_prefetch_flow(ct, h);
+	CU_ASSERT_TRUE(xlb_ct_delete(ct, f));
+	CU_ASSERT_PTR_NULL(xlb_ct_lookup_hint(ct, &orig, h, T0, &dir, hint));
+	/* ... and a new flow of the same tuple, inserted after the hint, is
+	 * found through the search. */
+	f = conn_new(ct, IPPROTO_TCP, 1, T0, &st);
+	CU_ASSERT_FATAL(f != NULL);
+	CU_ASSERT_PTR_EQUAL(xlb_ct_lookup_hint(ct, &orig, h, T0, &dir, hint), f);
+	/* Expired flows are not found through a hint either. */
+	CU_ASSERT_PTR_NULL(xlb_ct_lookup_hint(ct, &other_orig, xlb_ct_hash(ct, &other_orig),
+					      T0 + 1000000 * SEC, &dir, ghint));
+	ct_free(ct);
+}
+
 /* --- concurrent inserts, deletes, lookups, reuse ------------------------ */
 
 #define STRESS_THREADS 3
@@ -997,6 +1049,7 @@ int main(void)
 		{ "hash seed is random", test_seed_is_random },
 		{ "expired and deleted entries never match", test_expired_never_matches },
 		{ "insert race: the loser adopts the winner", test_insert_race_loser_adopts_winner },
+		{ "hinted lookups answer as lookups", test_lookup_hint },
 		{ "concurrent inserts, deletes, lookups and reuse", test_concurrent_stress },
 		{ "reply tuple clash fails the insert", test_reply_tuple_clash },
 		{ "full table: unassured entries are early-dropped", test_full_table_early_drop },
