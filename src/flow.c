@@ -206,11 +206,16 @@ static inline struct ct_bucket *chain_next(const struct xlb_ct *ct, const struct
 	return next ? &ct->buckets[next] : NULL;
 }
 
-/* The live flow of this bucket's chain whose tuple for its slot's
- * direction is t. */
-static inline struct xlb_flow *bucket_lookup(const struct xlb_ct *ct, const struct ct_bucket *b,
-					     uint32_t hash, const struct xlb_tuple *t,
-					     uint64_t now, enum xlb_dir *dir)
+/*
+ * The flow of this bucket's chain whose tuple for its slot's direction is
+ * t and which is not DYING: for a lookup (`live`) also not expired at
+ * `now`; for an insert, the owner, expired or not (an insert deletes an
+ * expired owner, then tries again; it calls with the bucket locked).
+ * Inlined with `live` constant, so each caller gets its own loop.
+ */
+static inline __attribute__((always_inline)) struct xlb_flow *
+bucket_find(const struct xlb_ct *ct, const struct ct_bucket *b, uint32_t hash,
+	    const struct xlb_tuple *t, bool live, uint64_t now, enum xlb_dir *dir)
 {
 	do {
 		for (unsigned m = bucket_tags(b, hash); m; m &= m - 1) {
@@ -222,30 +227,7 @@ static inline struct xlb_flow *bucket_lookup(const struct xlb_ct *ct, const stru
 				continue;
 			f = slot_flow(ct, v, &d);
 			if (xlb_tuple_eq(&f->tuple[d], t) && !(flow_status(f) & XLB_FLOW_DYING) &&
-			    !flow_expired(f, now)) {
-				*dir = d;
-				return f;
-			}
-		}
-	} while ((b = chain_next(ct, b)));
-	return NULL;
-}
-
-/* Who owns t in this bucket's chain, expired or not (an insert deletes an
- * expired owner, then tries again). Called with the bucket locked. */
-static struct xlb_flow *bucket_owner(const struct xlb_ct *ct, const struct ct_bucket *b,
-				     uint32_t hash, const struct xlb_tuple *t, enum xlb_dir *dir)
-{
-	do {
-		for (unsigned m = bucket_tags(b, hash); m; m &= m - 1) {
-			uint64_t v = slot_load(b, __builtin_ctz(m));
-			struct xlb_flow *f;
-			enum xlb_dir d;
-
-			if ((uint32_t)(v >> 32) != hash || !v)
-				continue;
-			f = slot_flow(ct, v, &d);
-			if (xlb_tuple_eq(&f->tuple[d], t) && !(flow_status(f) & XLB_FLOW_DYING)) {
+			    (!live || !flow_expired(f, now))) {
 				*dir = d;
 				return f;
 			}
@@ -686,10 +668,10 @@ struct xlb_flow *xlb_ct_lookup(struct xlb_ct *ct, const struct xlb_tuple *t, uin
 {
 	struct xlb_flow *f;
 
-	f = bucket_lookup(ct, &ct->buckets[bucket1(ct, hash)], hash, t, now, dir);
+	f = bucket_find(ct, &ct->buckets[bucket1(ct, hash)], hash, t, true, now, dir);
 	if (f)
 		return f;
-	return bucket_lookup(ct, &ct->buckets[bucket2(ct, hash)], hash, t, now, dir);
+	return bucket_find(ct, &ct->buckets[bucket2(ct, hash)], hash, t, true, now, dir);
 }
 
 struct xlb_flow *xlb_ct_alloc(struct xlb_ct *ct, const struct xlb_tuple *orig,
@@ -854,9 +836,9 @@ static enum add_result add_slot(struct xlb_ct *ct, struct xlb_flow *f, enum xlb_
 
 		spin_lock(&ct->locks[lo]);
 		spin_lock(&ct->locks[hi]);
-		*owner = bucket_owner(ct, b1, h, t, odir);
+		*owner = bucket_find(ct, b1, h, t, false, 0, odir);
 		if (!*owner)
-			*owner = bucket_owner(ct, b2, h, t, odir);
+			*owner = bucket_find(ct, b2, h, t, false, 0, odir);
 		if (!*owner) {
 			s1 = bucket_free_slot(ct, b1, &w1, &free1, &last1);
 			s2 = bucket_free_slot(ct, b2, &w2, &free2, &last2);
