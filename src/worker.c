@@ -400,6 +400,7 @@ static inline enum stage classify(struct xlb_worker *w, const struct xlb_buf *b,
 {
 	enum xlb_parse_result pr = xlb_pkt_parse(p, b->data, b->len);
 
+	*hash = 0;   /* only TCP and UDP are hashed; the others never read it */
 	if (unlikely(pr != XLB_PARSE_OK))
 		return pr == XLB_PARSE_FRAGMENT || pr == XLB_PARSE_UNSUPPORTED ?
 		       STAGE_UNSUPPORTED : STAGE_PARSE_ERROR;
