@@ -2,14 +2,15 @@
 /*
  * The flow table: connection tracking with xlb's own index.
  *
- * Index: a fixed array of buckets, one cache line of 8 slots each. A tuple
- * hashes (SipHash, random key) to 32 bits that pick two candidate buckets
- * and serve as the slot's tag; a flow has one slot for its original tuple
- * and one for its reply tuple. An insert goes to the emptier of the two
- * buckets ("two choices": with half the slots used, a bucket overflows
- * with negligible probability), so a lookup reads at most two bucket lines,
- * whose addresses it knows from the hash alone (a burst prefetches them
- * all), then the one flow whose tag matches.
+ * Index: a fixed array of buckets, one cache line of 7 slots and an
+ * overflow link each. A tuple hashes (SipHash, random key) to 32 bits that
+ * pick two candidate buckets and serve as the slot's tag; a flow has one
+ * slot for its original tuple and one for its reply tuple. An insert goes
+ * to the emptier of the two buckets ("two choices": with a full table
+ * using 4 of 7 slots on average, both candidates are rarely full, and then
+ * an overflow bucket from a pool is chained), so a lookup reads two bucket
+ * lines, whose addresses it knows from the hash alone (a burst prefetches
+ * them all), then the one flow whose tag matches.
  *
  * Flows live in a slab of 2 MiB chunks (huge pages where available: a
  * million flows span 128 pages instead of 65536), named by a 32-bit index.
