@@ -592,6 +592,12 @@ uint32_t xlb_ct_buckets(const struct xlb_ct *ct)
 	return ct->nbuckets;
 }
 
+void xlb_ct_overflow(const struct xlb_ct *ct, uint32_t *used, uint32_t *total)
+{
+	*used = __atomic_load_n(&ct->pool_used, __ATOMIC_RELAXED);
+	*total = ct->npool;
+}
+
 uint64_t xlb_now_ns(void)
 {
 	struct timespec ts;

@@ -292,7 +292,12 @@ struct xlb_ct_gc_stats {
 void xlb_ct_gc_stats(const struct xlb_ct *ct, struct xlb_ct_gc_stats *out);
 
 uint32_t xlb_ct_count(const struct xlb_ct *ct);
-uint32_t xlb_ct_buckets(const struct xlb_ct *ct);   /* index buckets (8 slots each) */
+uint32_t xlb_ct_buckets(const struct xlb_ct *ct);   /* index buckets (7 slots each) */
+
+/* The overflow pool: buckets chained to full ones, in use and in all.
+ * When it is used up, inserts that find both their buckets full fail
+ * (chaintoolong). */
+void xlb_ct_overflow(const struct xlb_ct *ct, uint32_t *used, uint32_t *total);
 uint32_t xlb_ct_max(const struct xlb_ct *ct);
 
 /* Visit every live entry once. RCU read side for the whole walk; fn may call

@@ -226,7 +226,8 @@ static const struct {
 	  offsetof(struct xlb_ct_stats, search_restart) },
 	{ "clash_resolve", "Insert races settled by adopting the winner "
 	  "(conntrack -S clash_resolve).", offsetof(struct xlb_ct_stats, clash_resolve) },
-	{ "chaintoolong", "Hash chains found too long (conntrack -S chaintoolong).",
+	{ "chaintoolong", "Inserts refused: both buckets of a tuple and the overflow pool "
+	  "full (conntrack -S chaintoolong).",
 	  offsetof(struct xlb_ct_stats, chaintoolong) },
 };
 
@@ -336,6 +337,7 @@ int xlb_metrics_render(const struct xlb_metrics_ctx *ctx, FILE *out)
 {
 	const struct xlb_services *svcs;
 	struct flow_sum *sum;
+	uint32_t used, total;
 	int ret;
 
 	/* Live flows' counters, by backend slot, in one walk of the table. */
@@ -359,6 +361,16 @@ int xlb_metrics_render(const struct xlb_metrics_ctx *ctx, FILE *out)
 	family(out, "xlb_conntrack_max", "gauge",
 	       "Most flows the table holds ([conntrack] max, nf_conntrack_max).");
 	fprintf(out, "xlb_conntrack_max %u\n", xlb_ct_max(ctx->dp->ct));
+	family(out, "xlb_conntrack_buckets", "gauge",
+	       "Buckets of the flow table's index (7 slots each, two per flow), sized at start.");
+	fprintf(out, "xlb_conntrack_buckets %u\n", xlb_ct_buckets(ctx->dp->ct));
+	xlb_ct_overflow(ctx->dp->ct, &used, &total);
+	family(out, "xlb_conntrack_overflow_buckets", "gauge",
+	       "Overflow buckets chained to full ones; inserts fail when all are used.");
+	fprintf(out, "xlb_conntrack_overflow_buckets %u\n", used);
+	family(out, "xlb_conntrack_overflow_buckets_max", "gauge",
+	       "The overflow pool's size.");
+	fprintf(out, "xlb_conntrack_overflow_buckets_max %u\n", total);
 	if (fflush(out) || ferror(out))
 		return -ENOMEM;
 	return 0;

@@ -537,6 +537,12 @@ static void test_workers(void)
 	CU_ASSERT_EQUAL(value("xlb_conntrack_entries"), 4);
 	CU_ASSERT_EQUAL(value("xlb_conntrack_max"), 1000);
 	CU_ASSERT_STRING_EQUAL(find_fam(&expo, "xlb_conntrack_entries")->type, "gauge");
+	/* The index: max / 2 + 1 buckets (the configured floor is lower
+	 * here), none of the overflow pool used by 4 flows. */
+	CU_ASSERT_EQUAL(value("xlb_conntrack_buckets"), xlb_ct_buckets(dp.ct));
+	CU_ASSERT(value("xlb_conntrack_buckets") >= 501);
+	CU_ASSERT_EQUAL(value("xlb_conntrack_overflow_buckets"), 0);
+	CU_ASSERT(value("xlb_conntrack_overflow_buckets_max") > 0);
 	/* No socket and no XDP program here: those families are left out,
 	 * not written empty or as zeros that would look like real counts. */
 	CU_ASSERT_PTR_NULL(find_fam(&expo, "xlb_xsk_rx_dropped_total"));
