@@ -41,7 +41,7 @@
 /* GC pacing. Expired entries never match and are taken first by early
  * drop, so collecting them is only about memory: a full pass every ~10 s
  * (a hundredth of the buckets per tick) is enough. A slice costs per
- * bucket (one cache line of 8 slots), whatever the table holds; each tick
+ * bucket (one cache line of 7 slots), whatever the table holds; each tick
  * also stops after GC_SLICE_NS so a huge table never holds the core a
  * worker may share for long. */
 #define GC_CHUNK 256
