@@ -5,10 +5,10 @@
  * One struct xlb_flow per connection, indexed under both its original
  * tuple and its reply tuple (after NAT), so a packet of either direction,
  * arriving on any queue, finds it with one lookup. The index is xlb's own
- * (flow.c): a fixed array of cache-line buckets of 8 slots, two candidate
+ * (flow.c): a fixed array of cache-line buckets of 7 slots, two candidate
  * buckets per tuple, a 32-bit tag per slot, so a lookup reads two bucket
- * lines and one line of the flow, and a burst can prefetch all of them
- * before it needs them.
+ * lines and then the flow's, and a burst can prefetch all of them before
+ * it needs them.
  *
  * RCU rules: workers are QSBR readers. Lookups, inserts and deletes run on
  * the read side; a deleted flow's memory is reused only after a grace
@@ -139,9 +139,10 @@ struct xlb_ct;
 
 /*
  * Create a table bounded to `max` entries, timeouts and switches from conf.
- * The index has max(conf->buckets, max / 2) buckets of 8 slots, so a full
- * table fills half its slots; it does not grow (a reload that raises max
- * far beyond makes inserts fail with chaintoolong). Flow memory comes from
+ * The index has max(conf->buckets, max / 2 + 1) buckets of 7 slots, so a
+ * full table fills 4 of 7 on average, and a pool of overflow buckets for
+ * the rare full pair; it does not grow (a reload that raises max far
+ * beyond it makes inserts fail with chaintoolong once the pool is used). Flow memory comes from
  * a slab that grows as needed. The hash seed is random. Returns NULL and
  * sets errno.
  */
