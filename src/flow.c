@@ -25,7 +25,7 @@
  *  - Readers take no lock: a slot is one 64-bit word, stored with release
  *    after the flow is written and loaded with acquire.
  *
- *  - An insert locks the tuple's two buckets (a byte lock each, taken in
+ *  - An insert locks the tuple's two buckets (a byte lock in each, taken in
  *    bucket order) to check that no live flow owns the tuple and to take
  *    an empty slot: two inserts of one tuple serialise there, so a tuple
  *    belongs to at most one live flow, as in nf_conntrack. Slots go from
@@ -520,9 +520,8 @@ struct xlb_ct *xlb_ct_create(const struct xlb_ct_conf *conf)
 	}
 	if (bytes >= (2u << 20))
 		madvise(ct->buckets, bytes, MADV_HUGEPAGE);
-	ct->locks = calloc(ct->nbuckets, 1);
 	ct->chunks = calloc(CT_MAX_CHUNKS, sizeof(*ct->chunks));
-	if (!ct->locks || !ct->chunks) {
+	if (!ct->chunks) {
 		err = ENOMEM;
 		goto err;
 	}
@@ -531,7 +530,6 @@ struct xlb_ct *xlb_ct_create(const struct xlb_ct_conf *conf)
 err:
 	if (ct->buckets)
 		munmap(ct->buckets, bytes);
-	free(ct->locks);
 	free(ct->chunks);
 	free(ct);
 	errno = err;
@@ -572,7 +570,6 @@ void xlb_ct_destroy(struct xlb_ct *ct)
 	for (i = 0; i < ct->nchunks; i++)
 		munmap(ct->chunks[i], CHUNK_BYTES);
 	munmap(ct->buckets, (size_t)(ct->nbuckets + ct->npool) * sizeof(struct ct_bucket));
-	free(ct->locks);
 	free(ct->chunks);
 	free(ct);
 }
@@ -841,8 +838,8 @@ static enum add_result add_slot(struct xlb_ct *ct, struct xlb_flow *f, enum xlb_
 		unsigned free1, free2;
 		int s1, s2, s = 0;
 
-		spin_lock(&ct->locks[lo]);
-		spin_lock(&ct->locks[hi]);
+		spin_lock(&ct->buckets[lo].lock);
+		spin_lock(&ct->buckets[hi].lock);
 		*owner = bucket_find(ct, b1, h, t, false, 0, odir);
 		if (!*owner)
 			*owner = bucket_find(ct, b2, h, t, false, 0, odir);
@@ -865,13 +862,13 @@ static enum add_result add_slot(struct xlb_ct *ct, struct xlb_flow *f, enum xlb_
 			if (b) {
 				__atomic_store_n(&b->slot[s], slot_of(h, f->idx, dir),
 						 __ATOMIC_RELEASE);
-				spin_unlock(&ct->locks[hi]);
-				spin_unlock(&ct->locks[lo]);
+				spin_unlock(&ct->buckets[hi].lock);
+				spin_unlock(&ct->buckets[lo].lock);
 				return ADD_OK;
 			}
 		}
-		spin_unlock(&ct->locks[hi]);
-		spin_unlock(&ct->locks[lo]);
+		spin_unlock(&ct->buckets[hi].lock);
+		spin_unlock(&ct->buckets[lo].lock);
 
 		if (*owner) {
 			if (tries >= INSERT_RETRIES || !flow_expired(*owner, f->created))
@@ -904,6 +901,9 @@ struct xlb_flow *xlb_ct_insert_hashed(struct xlb_ct *ct, struct xlb_flow *f, uin
 
 	f->hash[XLB_DIR_ORIG] = orig_hash;
 	f->hash[XLB_DIR_REPLY] = xlb_ct_hash(ct, &f->tuple[XLB_DIR_REPLY]);
+	/* The reply tuple's buckets are cold (the burst prefetched the orig
+	 * tuple's): fetch them while the orig slot goes in. */
+	xlb_ct_prefetch_buckets(ct, f->hash[XLB_DIR_REPLY]);
 	__atomic_add_fetch(&ct->count, 1, __ATOMIC_RELAXED);
 
 	r = add_slot(ct, f, XLB_DIR_ORIG, &owner, &odir);

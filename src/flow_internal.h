@@ -28,7 +28,9 @@
 struct ct_bucket {
 	uint64_t slot[CT_SLOTS];
 	uint32_t next;                     /* overflow bucket, from the pool */
-	uint32_t pad;
+	uint8_t lock;                      /* inserts lock a tuple's two buckets: on the
+	                                    * line they write anyway, no extra miss */
+	uint8_t pad[3];
 } __attribute__((aligned(64)));
 
 /* The slab: flows in chunks of CT_CHUNK_FLOWS (2 MiB, one huge page where
@@ -45,7 +47,6 @@ struct xlb_ct {
 	uint32_t npool;                    /* overflow buckets after them */
 	uint64_t seed[2];                  /* SipHash key, from getrandom() */
 	struct xlb_flow **chunks;          /* [CT_MAX_CHUNKS], filled as the slab grows */
-	uint8_t *locks;                    /* [nbuckets]: inserts lock a tuple's two buckets */
 
 	/* Settings a reload may change while workers read them: each one
 	 * read and written with relaxed atomics. */
