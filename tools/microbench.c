@@ -35,7 +35,6 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <linux/perf_event.h>
-#include <malloc.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <sched.h>
