@@ -72,42 +72,6 @@
 #define DEFAULT_TTL       64
 
 
-static inline uint32_t fold(uint64_t s)
-{
-	while (s >> 16)
-		s = (s & 0xffff) + (s >> 16);
-	return (uint32_t)s;
-}
-
-/* One's-complement sum of len bytes as memory-order 16-bit words, an odd
- * last byte padded with zero (RFC 1071); byte order does not matter. */
-static uint32_t sum_bytes(uint32_t sum, const uint8_t *b, uint32_t len)
-{
-	uint64_t s = sum;
-	uint16_t last = 0;
-
-	for (; len >= 2; len -= 2, b += 2)
-		s += rd16(b);
-	if (len) {
-		memcpy(&last, b, 1);
-		s += last;
-	}
-	return fold(s);
-}
-
-static uint32_t sum_pseudo(uint8_t family, const uint8_t *ip, uint8_t proto, uint32_t len)
-{
-	uint32_t sum;
-
-	if (family == AF_INET)
-		sum = sum_bytes(0, ip + IPV4_SADDR_OFF, 8);
-	else
-		sum = sum_bytes(0, ip + IPV6_SADDR_OFF, 32);
-	/* IPv4's zero+proto and 16-bit length sum to the same as IPv6's
-	 * 32-bit length and zeros+next header. */
-	return fold(sum + htons(proto) + htons((uint16_t)len) + htons((uint16_t)(len >> 16)));
-}
-
 /* The checksum to store for l4[0..len) whose checksum field is at
  * csum_off (skipped), plus `pseudo` (0 for ICMPv4). */
 static uint16_t csum_compute(const uint8_t *l4, uint32_t len, unsigned int csum_off,
@@ -115,14 +79,14 @@ static uint16_t csum_compute(const uint8_t *l4, uint32_t len, unsigned int csum_
 {
 	uint32_t sum = pseudo;
 
-	sum = sum_bytes(sum, l4, csum_off);
-	sum = sum_bytes(sum, l4 + csum_off + 2, len - csum_off - 2);
+	sum = xlb_csum_add(sum, l4, csum_off);
+	sum = xlb_csum_add(sum, l4 + csum_off + 2, len - csum_off - 2);
 	return (uint16_t)~sum;
 }
 
 static bool csum_ok(const uint8_t *l4, uint32_t len, uint32_t pseudo)
 {
-	return sum_bytes(pseudo, l4, len) == 0xffff;
+	return xlb_csum_add(pseudo, l4, len) == 0xffff;
 }
 
 static inline bool is_v4_error_type(uint8_t type)
@@ -296,7 +260,7 @@ static uint32_t icmp_pseudo(const struct xlb_pkt *p)
 {
 	if (p->tuple.family == AF_INET)
 		return 0;
-	return sum_pseudo(AF_INET6, p->data + p->l3_off, IPPROTO_ICMPV6, p->l4_len);
+	return xlb_csum_pseudo(AF_INET6, p->data + p->l3_off, IPPROTO_ICMPV6, p->l4_len);
 }
 
 /*
@@ -510,7 +474,7 @@ int xlb_icmp_make_unreach(uint8_t *frame, uint32_t *len, uint32_t max_len,
 	wr32(icmp + 4, 0);
 	wr16(icmp + ICMP_CSUM_OFF,
 	     csum_compute(icmp, ICMP_HLEN + quote, ICMP_CSUM_OFF,
-			  v4 ? 0 : sum_pseudo(AF_INET6, ip, IPPROTO_ICMPV6, ICMP_HLEN + quote)));
+			  v4 ? 0 : xlb_csum_pseudo(AF_INET6, ip, IPPROTO_ICMPV6, ICMP_HLEN + quote)));
 	*len = p->l3_off + hdr + quote;
 	return 0;
 }
@@ -537,7 +501,7 @@ int xlb_tcp_make_rst(uint8_t *frame, uint32_t *len, const struct xlb_pkt *p)
 	 * dropped for its checksum (nf_reject checks it too). */
 	if (flags & XLB_TCP_RST)
 		return -EINVAL;
-	if (!csum_ok(tcp, p->l4_len, sum_pseudo(p->tuple.family, ip, IPPROTO_TCP, p->l4_len)))
+	if (!csum_ok(tcp, p->l4_len, xlb_csum_pseudo(p->tuple.family, ip, IPPROTO_TCP, p->l4_len)))
 		return -EINVAL;
 	if (!may_answer(p))
 		return -EINVAL;
@@ -578,7 +542,7 @@ int xlb_tcp_make_rst(uint8_t *frame, uint32_t *len, const struct xlb_pkt *p)
 	wr16(tcp + 18, 0);                  /* urgent pointer */
 	wr16(tcp + TCP_CSUM_OFF,
 	     csum_compute(tcp, TCP_HLEN, TCP_CSUM_OFF,
-			  sum_pseudo(p->tuple.family, ip, IPPROTO_TCP, TCP_HLEN)));
+			  xlb_csum_pseudo(p->tuple.family, ip, IPPROTO_TCP, TCP_HLEN)));
 	*len = p->l3_off + iphlen + TCP_HLEN;
 	return 0;
 }

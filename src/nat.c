@@ -260,9 +260,7 @@ void xlb_nat_apply(struct xlb_pkt *p, const struct xlb_tuple *other,
 	p->tuple.dport = other->sport;
 }
 
-/* Sum of len bytes as memory-order 16-bit words; an odd last byte is
- * padded with a zero after it, as the RFCs say. */
-static uint32_t sum_bytes(uint32_t sum, const uint8_t *b, unsigned int len)
+uint32_t xlb_csum_add(uint32_t sum, const uint8_t *b, uint32_t len)
 {
 	uint64_t s = sum;
 	uint16_t last = 0;
@@ -273,18 +271,31 @@ static uint32_t sum_bytes(uint32_t sum, const uint8_t *b, unsigned int len)
 		memcpy(&last, b, 1);
 		s += last;
 	}
-	s = (s & 0xffffffff) + (s >> 32);
-	s = (s & 0xffffffff) + (s >> 32);
+	while (s >> 16)
+		s = (s & 0xffff) + (s >> 16);
 	return (uint32_t)s;
+}
+
+uint32_t xlb_csum_pseudo(uint8_t family, const uint8_t *ip, uint8_t proto, uint32_t len)
+{
+	uint32_t sum;
+
+	if (family == AF_INET)
+		sum = xlb_csum_add(0, ip + IPV4_SADDR_OFF, 8);
+	else
+		sum = xlb_csum_add(0, ip + IPV6_SADDR_OFF, 32);
+	/* IPv4's zero+proto and 16-bit length sum to the same as IPv6's
+	 * 32-bit length and zeros+next header. */
+	return fold(sum + htons(proto) + htons((uint16_t)len) + htons((uint16_t)(len >> 16)));
 }
 
 uint16_t xlb_csum_ipv4_header(const uint8_t *ip, unsigned int ihl_bytes)
 {
 	uint32_t sum;
 
-	sum = sum_bytes(0, ip, IPV4_CSUM_OFF);
-	sum = sum_bytes(sum, ip + IPV4_CSUM_OFF + 2, ihl_bytes - IPV4_CSUM_OFF - 2);
-	return (uint16_t)~fold(sum);
+	sum = xlb_csum_add(0, ip, IPV4_CSUM_OFF);
+	sum = xlb_csum_add(sum, ip + IPV4_CSUM_OFF + 2, ihl_bytes - IPV4_CSUM_OFF - 2);
+	return (uint16_t)~sum;
 }
 
 /* For a packet xlb_pkt_parse() accepted. UDP never gets 0 back: keeping
@@ -321,18 +332,10 @@ uint16_t xlb_csum_l4(const struct xlb_pkt *p)
 
 	/* Skip the stored checksum rather than subtracting it: only then is
 	 * an all-zero ICMP message's checksum 0xffff, as it must be. */
-	sum = sum_bytes(0, l4, csum_off);
-	sum = sum_bytes(sum, l4 + csum_off + 2, len - csum_off - 2);
-	if (pseudo) {
-		if (p->tuple.family == AF_INET)
-			sum = sum_bytes(sum, ip + IPV4_SADDR_OFF, 8);
-		else
-			sum = sum_bytes(sum, ip + IPV6_SADDR_OFF, 32);
-		/* IPv4's zero+proto and 16-bit length are the same words as
-		 * IPv6's 32-bit length and zeros+next header, once summed. */
-		sum = fold(sum) + htons(p->tuple.proto) + htons(len);
-	}
-	csum = (uint16_t)~fold(sum);
+	sum = pseudo ? xlb_csum_pseudo(p->tuple.family, ip, p->tuple.proto, len) : 0;
+	sum = xlb_csum_add(sum, l4, csum_off);
+	sum = xlb_csum_add(sum, l4 + csum_off + 2, len - csum_off - 2);
+	csum = (uint16_t)~sum;
 	if (p->tuple.proto == IPPROTO_UDP && csum == 0)
 		csum = 0xffff;
 	return csum;

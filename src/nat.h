@@ -66,6 +66,15 @@ void xlb_nat_delta(struct xlb_nat_delta *d, const struct xlb_tuple *from,
 void xlb_nat_apply(struct xlb_pkt *p, const struct xlb_tuple *other,
 		   const struct xlb_nat_delta *d);
 
+/* One's-complement sum (RFC 1071) of len bytes as memory-order 16-bit
+ * words, an odd last byte padded with zero, added to `sum` and folded to
+ * 16 bits; byte order does not matter. */
+uint32_t xlb_csum_add(uint32_t sum, const uint8_t *b, uint32_t len);
+
+/* The pseudo-header's sum for an L4 datagram of len bytes under the IP
+ * header at ip (addresses, protocol, length), folded to 16 bits. */
+uint32_t xlb_csum_pseudo(uint8_t family, const uint8_t *ip, uint8_t proto, uint32_t len);
+
 /* Full checksum recomputation, for tests and for the rare packets whose
  * checksum must be rebuilt from scratch. Return the value to store. */
 uint16_t xlb_csum_ipv4_header(const uint8_t *ip, unsigned int ihl_bytes);
