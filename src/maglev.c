@@ -35,6 +35,7 @@
 #include <string.h>
 
 #include "maglev.h"
+#include "mix.h"
 
 /* Arbitrary odd constants; changing them reshuffles every deployed table. */
 #define SEED_OFFSET 0x6a09e667f3bcc909ull
@@ -79,32 +80,20 @@ static void endpoint_key(const struct xlb_endpoint *ep, uint8_t key[EP_KEY_LEN])
 	key[18] = port[1];
 }
 
-/* The splitmix64 finalizer: a bijection in which every input bit flips
- * about half the output bits. */
-static uint64_t mix64(uint64_t x)
-{
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ull;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebull;
-	x ^= x >> 31;
-	return x;
-}
-
 /* Absorb the key 8 bytes at a time, little-endian by construction, mixing
  * the whole state after each word so every byte reaches every output bit. */
 static uint64_t key_hash(const uint8_t key[EP_KEY_LEN], uint64_t seed)
 {
-	uint64_t h = mix64(seed ^ EP_KEY_LEN);
+	uint64_t h = xlb_mix64(seed ^ EP_KEY_LEN);
 
 	for (unsigned int off = 0; off < EP_KEY_LEN; off += 8) {
 		uint64_t w = 0;
 
 		for (unsigned int i = 0; i < 8 && off + i < EP_KEY_LEN; i++)
 			w |= (uint64_t)key[off + i] << (8 * i);
-		h = mix64(h ^ w) + 0x9e3779b97f4a7c15ull;
+		h = xlb_mix64(h ^ w) + 0x9e3779b97f4a7c15ull;
 	}
-	return mix64(h);
+	return xlb_mix64(h);
 }
 
 /* 2 * claimed + 1 < 2^33 times a weight < 2^32 fits in 64 bits unless both

@@ -69,6 +69,7 @@
 #include <urcu-qsbr.h>
 #include <urcu/rculfhash.h>
 
+#include "mix.h"
 #include "route.h"
 
 #define NL_BUF_SIZE        32768         /* a dump batch or a notification burst */
@@ -183,22 +184,10 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 + 1;
 }
 
-/* The splitmix64 finalizer: every input bit reaches the low bits, which
- * are the ones both the rate-limit slots and cds_lfht buckets use. */
-static uint64_t mix64(uint64_t x)
-{
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ULL;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebULL;
-	x ^= x >> 31;
-	return x;
-}
-
 /* Seeded so that on-link peers cannot choose colliding addresses. */
 static uint64_t addr_hash(const union xlb_addr *a, uint64_t seed)
 {
-	return mix64(mix64(seed ^ a->q[0]) ^ a->q[1]);
+	return xlb_mix64(xlb_mix64(seed ^ a->q[0]) ^ a->q[1]);
 }
 
 static uint64_t mac_pack(const uint8_t mac[6])
