@@ -19,6 +19,33 @@ export XLB_LAB_LB=${XLB_LAB_LB:-xlbd}
 LAB_TOOL=$LAB_SOURCE_DIR/tools/xlb-lab
 PY=/usr/bin/python3
 
+# Python for the lab's HTTP clients, put in front of their code: the head
+# of a response (up to the blank line) and the rest already read, its
+# Content-Length, and the body read on to n bytes; EOFError when the peer
+# closes first. Exactly n: a connection held for more requests keeps the
+# next response's bytes for the next call.
+PY_HTTP=$(cat <<'EOF'
+import re as _http_re
+def http_head(s):
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        d = s.recv(65536)
+        if not d:
+            raise EOFError("closed")
+        buf += d
+    return buf.split(b"\r\n\r\n", 1)
+def http_length(head):
+    return int(_http_re.search(rb"(?im)^content-length: *(\d+)", head).group(1))
+def http_body(s, body, n):
+    while len(body) < n:
+        d = s.recv(min(65536, n - len(body)))
+        if not d:
+            raise EOFError("closed after %d bytes of %d" % (len(body), n))
+        body += d
+    return body
+EOF
+)
+
 VIP4=198.18.0.100
 VIP6=2001:2::100
 declare -A CLIENT4=([c1]=198.18.0.10 [c2]=198.18.1.10)

@@ -97,7 +97,7 @@ EOF
 #   MODE again: sends one more request on every connection at once, each
 #     waiting WAIT seconds at most, and prints "again I BACKEND" or
 #     "again I error:NAME" (error:TimeoutError: no answer).
-HOLD_CLIENT=$(cat <<'EOF'
+HOLD_CLIENT=$PY_HTTP$'\n'$(cat <<'EOF'
 import os, re, socket, sys, threading, time
 vip, n, mode, go, wait = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], float(sys.argv[5])
 out = threading.Lock()
@@ -106,19 +106,8 @@ def say(*a):
         print(*a, flush=True)
 def get(c, path):
     c.sendall(("GET %s HTTP/1.1\r\nHost: lab\r\n\r\n" % path).encode())
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        d = c.recv(65536)
-        if not d:
-            raise EOFError("closed")
-        buf += d
-    head, body = buf.split(b"\r\n\r\n", 1)
-    size = int(re.search(rb"(?im)^content-length: *(\d+)", head).group(1))
-    while len(body) < size:
-        d = c.recv(65536)
-        if not d:
-            raise EOFError("closed")
-        body += d
+    head, body = http_head(c)
+    body = http_body(c, body, http_length(head))
     m = re.search(rb"(?m)^backend=(b[0-9])$", body)
     return m.group(1).decode() if m else "?"
 conns = []
@@ -164,21 +153,15 @@ EOF
 # Python: a slow download of SECONDS from VIP:80 (lab-backend.py's /slow):
 # "backend NAME lport P" once the first line is in, then "done TIME
 # bytes=N want=M" or "error TIME NAME bytes=N want=M".
-SLOW_CLIENT=$(cat <<'EOF'
+SLOW_CLIENT=$PY_HTTP$'\n'$(cat <<'EOF'
 import re, socket, sys, time
 vip, secs = sys.argv[1], sys.argv[2]
 got, want = 0, -1
 try:
     c = socket.create_connection((vip, 80), timeout=10)
     c.sendall(("GET /slow?seconds=%s&chunk=1000 HTTP/1.1\r\nHost: lab\r\n\r\n" % secs).encode())
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        d = c.recv(65536)
-        if not d:
-            raise EOFError("closed")
-        buf += d
-    head, body = buf.split(b"\r\n\r\n", 1)
-    want = int(re.search(rb"(?im)^content-length: *(\d+)", head).group(1))
+    head, body = http_head(c)
+    want = http_length(head)
     while b"\n" not in body:
         d = c.recv(65536)
         if not d:

@@ -212,7 +212,7 @@ nft_rules() {
 #   shut     shutdown(SHUT_WR): our FIN
 #   eof      wait for the peer's FIN
 #   reset    SO_LINGER 0 and close: a RST
-STEP_CLIENT=$(cat <<'EOF'
+STEP_CLIENT=$PY_HTTP$'\n'$(cat <<'EOF'
 import re, socket, struct, sys
 vip, lport = sys.argv[1], int(sys.argv[2])
 fam = socket.AF_INET6 if ":" in vip else socket.AF_INET
@@ -228,19 +228,8 @@ for line in sys.stdin:
             print(tag, "ok", flush=True)
         elif verb == "get":
             s.sendall(b"GET /step HTTP/1.1\r\nHost: lab\r\n\r\n")
-            buf = b""
-            while b"\r\n\r\n" not in buf:
-                d = s.recv(65536)
-                if not d:
-                    raise EOFError("closed")
-                buf += d
-            head, body = buf.split(b"\r\n\r\n", 1)
-            n = int(re.search(rb"(?im)^content-length: *(\d+)", head).group(1))
-            while len(body) < n:
-                d = s.recv(65536)
-                if not d:
-                    raise EOFError("closed")
-                body += d
+            head, body = http_head(s)
+            body = http_body(s, body, http_length(head))
             m = re.search(rb"backend=(b[123])", body)
             print(tag, "ok", "backend=" + (m.group(1).decode() if m else "?"), flush=True)
         elif verb == "shut":
@@ -541,7 +530,7 @@ t_udp() {
 #   new_synfin new_null new_fin new_xmas   bad flags from a fresh port
 #   ack                           a valid in-window pure ACK (the control)
 #   get                           one more request on the real socket
-CRAFT=$(cat <<'EOF'
+CRAFT=$PY_HTTP$'\n'$(cat <<'EOF'
 import re, socket, sys, json
 from scapy.all import Ether, IP, TCP, AsyncSniffer, conf, get_if_hwaddr, sendp
 conf.verb = 0
@@ -557,13 +546,8 @@ s.bind(("0.0.0.0", lport))
 s.settimeout(5)
 def get():
     s.sendall(b"GET /craft HTTP/1.1\r\nHost: lab\r\n\r\n")
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        buf += s.recv(65536)
-    head, body = buf.split(b"\r\n\r\n", 1)
-    n = int(re.search(rb"(?im)^content-length: *(\d+)", head).group(1))
-    while len(body) < n:
-        body += s.recv(65536)
+    head, body = http_head(s)
+    body = http_body(s, body, http_length(head))
     return re.search(rb"backend=(b[123])", body).group(1).decode()
 s.connect((vip, 80))
 b = get()
@@ -734,7 +718,7 @@ declare -A CRAFT_INV=() CRAFT_STATE=() CRAFT_NEW=()
 
 # Python: GET /bytes/N from VIP:PORT; prints "ok backend=bN bytes=N" when
 # every byte matches the pattern lab-backend.py serves, else "error ...".
-BULK_GET=$(cat <<'EOF'
+BULK_GET=$PY_HTTP$'\n'$(cat <<'EOF'
 import hashlib, importlib.util, re, socket, sys
 spec = importlib.util.spec_from_file_location("lab_backend", sys.argv[3])
 lb = importlib.util.module_from_spec(spec)
@@ -747,19 +731,9 @@ got = 0
 try:
     s.connect((vip, port))
     s.sendall(b"GET /bytes/%d HTTP/1.1\r\nHost: lab\r\n\r\n" % n)
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        d = s.recv(65536)
-        if not d:
-            raise EOFError("closed")
-        buf += d
-    head, body = buf.split(b"\r\n\r\n", 1)
+    head, body = http_head(s)
     m = re.search(rb"(?im)^x-backend: *(b[123])", head)
-    while len(body) < n:
-        d = s.recv(65536)
-        if not d:
-            raise EOFError("closed")
-        body += d
+    body = http_body(s, body, n)
     got = len(body)
     ok = hashlib.sha256(body).digest() == hashlib.sha256(lb.bytes_pattern(n)).digest()
     print("%s backend=%s bytes=%d" % ("ok" if ok else "error corrupt", m.group(1).decode() if m else "?", got))
@@ -853,7 +827,7 @@ t_pmtu() {
 # exists, each checked whole; counts those that ended while the file FLOOD
 # existed. Writes "first" to READY after the first, then at the end one
 # line "ok|error chunks=N during=N bytes=N port=P backend=bN [reason]".
-LONG_GET=$(cat <<'EOF'
+LONG_GET=$PY_HTTP$'\n'$(cat <<'EOF'
 import hashlib, importlib.util, os, re, socket, sys, time
 spec = importlib.util.spec_from_file_location("lab_backend", sys.argv[2])
 lb = importlib.util.module_from_spec(spec)
@@ -873,20 +847,10 @@ try:
     port = s.getsockname()[1]
     while not os.path.exists(stop) and time.monotonic() < deadline:
         s.sendall(b"GET /bytes/%d HTTP/1.1\r\nHost: lab\r\n\r\n" % n)
-        buf = b""
-        while b"\r\n\r\n" not in buf:
-            d = s.recv(65536)
-            if not d:
-                raise EOFError("closed by the peer")
-            buf += d
-        head, body = buf.split(b"\r\n\r\n", 1)
+        head, body = http_head(s)
         m = re.search(rb"(?im)^x-backend: *(b[123])", head)
         backend = m.group(1).decode() if m else "?"
-        while len(body) < n:
-            d = s.recv(min(65536, n - len(body)))
-            if not d:
-                raise EOFError("closed by the peer after %d bytes of a chunk" % len(body))
-            body += d
+        body = http_body(s, body, n)
         total += len(body)
         if len(body) != n or hashlib.sha256(body).digest() != want:
             raise ValueError("chunk %d corrupt" % chunks)

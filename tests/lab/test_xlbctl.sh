@@ -40,7 +40,7 @@ C1=${CLIENT4[c1]} C2=${CLIENT4[c2]} C2_6=${CLIENT6[c2]}
 #   tcp K   one more request on connection K: "tcp K ok backend=bN port=P"
 #   udp K   one more datagram on socket K:    "udp K ok backend=bN port=P bytes=N"
 # or "... error REASON". "quit" or EOF ends it.
-HELD_CLIENT=$(cat <<'EOF'
+HELD_CLIENT=$PY_HTTP$'\n'$(cat <<'EOF'
 import json, re, socket, sys
 vip, ntcp = sys.argv[1], int(sys.argv[2])
 sizes = [int(x) for x in sys.argv[3].split(",") if x]
@@ -49,19 +49,8 @@ fam = socket.AF_INET6 if ":" in vip else socket.AF_INET
 def get(c, path):
     req = ("GET %s HTTP/1.1\r\nHost: xlb-lab\r\n\r\n" % path).encode()
     c.sendall(req)
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        d = c.recv(65536)
-        if not d:
-            raise EOFError("closed")
-        buf += d
-    head, body = buf.split(b"\r\n\r\n", 1)
-    n = int(re.search(rb"(?im)^content-length: *(\d+)", head).group(1))
-    while len(body) < n:
-        d = c.recv(65536)
-        if not d:
-            raise EOFError("closed")
-        body += d
+    head, body = http_head(c)
+    body = http_body(c, body, http_length(head))
     m = re.search(r"(?m)^backend=(b[123])$", body.decode())
     return (m.group(1) if m else "?"), len(req), len(head) + 4 + len(body)
 
