@@ -99,30 +99,30 @@ static int walk_one(struct xlb_flow *f, void *arg)
 	return 0;
 }
 
-static int cmd_list(struct ctl_session *s, int argc, char **argv)
+/* -L and -D: the flows matching the filter in argv, listed, and with
+ * `delete` deleted too; conntrack's closing line on stderr. */
+static int list_matching(struct ctl_session *s, int argc, char **argv, bool delete)
 {
-	struct walk w = { .s = s, .ct = s->ctx->dp->ct, .print = true };
+	struct walk w = { .s = s, .ct = s->ctx->dp->ct, .print = true, .delete = delete };
 
 	if (parse_filter_args(s, argc, argv, &w.flt, &w.mode, true))
 		return 1;
 	w.now = xlb_now_ns();
 	xlb_ct_foreach(w.ct, walk_one, &w);
 	ctl_flush(s);
-	ctl_err(s, "%s: %llu flow entries have been shown.\n", PROG, (unsigned long long)w.n);
+	ctl_err(s, "%s: %llu flow entries have been %s.\n", PROG, (unsigned long long)w.n,
+		delete ? "deleted" : "shown");
 	return 0;
+}
+
+static int cmd_list(struct ctl_session *s, int argc, char **argv)
+{
+	return list_matching(s, argc, argv, false);
 }
 
 static int cmd_delete(struct ctl_session *s, int argc, char **argv)
 {
-	struct walk w = { .s = s, .ct = s->ctx->dp->ct, .print = true, .delete = true };
-
-	if (parse_filter_args(s, argc, argv, &w.flt, &w.mode, true))
-		return 1;
-	w.now = xlb_now_ns();
-	xlb_ct_foreach(w.ct, walk_one, &w);
-	ctl_flush(s);
-	ctl_err(s, "%s: %llu flow entries have been deleted.\n", PROG, (unsigned long long)w.n);
-	return 0;
+	return list_matching(s, argc, argv, true);
 }
 
 static int cmd_flush(struct ctl_session *s, int argc, char **argv)
