@@ -26,12 +26,19 @@
 #include <linux/ipv6.h>
 #include <linux/tcp.h>
 #include <linux/udp.h>
-#include <linux/icmp.h>
 #include <linux/icmpv6.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
 #include "xlb/bpf_shared.h"
+
+/* ICMPv4 types (RFC 792). Not from <linux/icmp.h>: it includes <linux/if.h>,
+ * which includes glibc's <sys/socket.h>, and BPF objects are built without
+ * the C library's headers (bpf/meson.build). */
+#define ICMP_ECHO 8
+#define ICMP_DEST_UNREACH 3
+#define ICMP_TIME_EXCEEDED 11
+#define ICMP_PARAMETERPROB 12
 
 /* IPv6 extension headers skipped before giving up on finding L4. Real
  * traffic carries at most one or two; the bound keeps the verifier happy. */
