@@ -201,6 +201,9 @@ static const struct {
 	{ "xlb_worker_reject_limited_total",
 	  "Rejects not sent because of the rate limit (1000/s per worker, burst 50).",
 	  offsetof(struct xlb_worker_stats, reject_limited) },
+	{ "xlb_worker_csum_completed_total",
+	  "TCP/UDP packets whose sender left a partial (offloaded) checksum, completed by the worker.",
+	  offsetof(struct xlb_worker_stats, csum_completed) },
 };
 
 /* conntrack -S, the kernel's names. */

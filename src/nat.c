@@ -226,13 +226,16 @@ void xlb_nat_delta(struct xlb_nat_delta *d, const struct xlb_tuple *from,
 	d->l4 = fold(sum);
 }
 
-void xlb_nat_apply(struct xlb_pkt *p, const struct xlb_tuple *other,
+bool xlb_nat_apply(struct xlb_pkt *p, const struct xlb_tuple *other,
 		   const struct xlb_nat_delta *d)
 {
 	uint8_t *ip = p->data + p->l3_off, *l4 = p->data + p->l4_off;
 	bool udp = p->tuple.proto == IPPROTO_UDP;
 	unsigned int csum_off = udp ? UDP_CSUM_OFF : TCP_CSUM_OFF;
-	uint16_t csum;
+	uint16_t csum = rd16(l4 + csum_off);
+	bool partial;
+
+	partial = xlb_csum_partial_(ip, l4, p->tuple.family, p->tuple.proto, p->l4_len, csum);
 
 	if (p->tuple.family == AF_INET) {
 		wr32(ip + IPV4_SADDR_OFF, xlb_addr_v4(&other->dst));
@@ -245,7 +248,6 @@ void xlb_nat_apply(struct xlb_pkt *p, const struct xlb_tuple *other,
 	/* TCP and UDP both keep sport at 0 and dport at 2. */
 	wr16(l4, other->dport);
 	wr16(l4 + 2, other->sport);
-	csum = rd16(l4 + csum_off);
 	/* As rewrite(): a UDP 0 ("none") stays 0, a computed 0 is sent as
 	 * 0xffff. */
 	if (!(udp && csum == 0)) {
@@ -258,22 +260,48 @@ void xlb_nat_apply(struct xlb_pkt *p, const struct xlb_tuple *other,
 	p->tuple.dst = other->src;
 	p->tuple.sport = other->dport;
 	p->tuple.dport = other->sport;
+	if (__builtin_expect(partial, 0))
+		xlb_csum_complete(p);
+	return partial;
 }
 
+/*
+ * Eight bytes at a time: the 64-bit word w0 + w1*2^16 + w2*2^32 + w3*2^48
+ * of four memory-order 16-bit words is their one's-complement sum, since
+ * 2^16 = 1 there, and so is each wrap past 2^64, counted in `carry`. This
+ * is the sum a partial checksum's completion needs over a whole datagram,
+ * four times fewer additions than 16-bit words.
+ */
 uint32_t xlb_csum_add(uint32_t sum, const uint8_t *b, uint32_t len)
 {
-	uint64_t s = sum;
-	uint16_t last = 0;
+	uint64_t s = sum, carry = 0, w;
+	uint32_t w32 = 0;
+	uint16_t w16 = 0;
 
-	for (; len >= 2; len -= 2, b += 2)
-		s += rd16(b);
-	if (len) {
-		memcpy(&last, b, 1);
-		s += last;
+	for (; len >= 8; len -= 8, b += 8) {
+		memcpy(&w, b, 8);
+		s += w;
+		carry += s < w;
 	}
-	while (s >> 16)
-		s = (s & 0xffff) + (s >> 16);
-	return (uint32_t)s;
+	s = (s & 0xffffffffu) + (s >> 32) + carry;
+	if (len >= 4) {
+		memcpy(&w32, b, 4);
+		s += w32;
+		b += 4;
+		len -= 4;
+	}
+	if (len >= 2) {
+		memcpy(&w16, b, 2);
+		s += w16;
+		b += 2;
+		len -= 2;
+	}
+	if (len) {
+		w16 = 0;
+		memcpy(&w16, b, 1);
+		s += w16;
+	}
+	return xlb_csum_fold64(s);
 }
 
 uint32_t xlb_csum_pseudo(uint8_t family, const uint8_t *ip, uint8_t proto, uint32_t len)
@@ -296,6 +324,13 @@ uint16_t xlb_csum_ipv4_header(const uint8_t *ip, unsigned int ihl_bytes)
 	sum = xlb_csum_add(0, ip, IPV4_CSUM_OFF);
 	sum = xlb_csum_add(sum, ip + IPV4_CSUM_OFF + 2, ihl_bytes - IPV4_CSUM_OFF - 2);
 	return (uint16_t)~sum;
+}
+
+void xlb_csum_complete(struct xlb_pkt *p)
+{
+	uint8_t *l4 = p->data + p->l4_off;
+
+	wr16(l4 + (p->tuple.proto == IPPROTO_TCP ? TCP_CSUM_OFF : UDP_CSUM_OFF), xlb_csum_l4(p));
 }
 
 /* For a packet xlb_pkt_parse() accepted. UDP never gets 0 back: keeping

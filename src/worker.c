@@ -56,11 +56,11 @@ uint64_t xlb_flow_hash5(const struct xlb_tuple *t)
  * of the two tuples only, so source NAT (full-NAT) needs no change here.
  * The checksum deltas were computed once, when the flow was created.
  */
-static inline void nat_rewrite(struct xlb_pkt *p, const struct xlb_flow *f, enum xlb_dir dir)
+static inline bool nat_rewrite(struct xlb_pkt *p, const struct xlb_flow *f, enum xlb_dir dir)
 {
 	struct xlb_nat_delta d = { f->nat_csum[dir][0], f->nat_csum[dir][1] };
 
-	xlb_nat_apply(p, &f->tuple[!dir], &d);
+	return xlb_nat_apply(p, &f->tuple[!dir], &d);
 }
 
 /* Precompute both directions' rewrites of a new flow (nat_rewrite). */
@@ -75,6 +75,14 @@ static void nat_prepare(struct xlb_flow *f)
 		f->nat_csum[dir][0] = d.ip;
 		f->nat_csum[dir][1] = d.l4;
 	}
+}
+
+/* Finish a partial checksum (see xlb_csum_is_partial()): off the inlined
+ * path, since only senders with offloads on a local link need it. */
+static __attribute__((noinline, cold)) void csum_complete(struct xlb_worker *w, struct xlb_pkt *p)
+{
+	xlb_csum_complete(p);
+	w->stats.csum_completed++;
 }
 
 /* The service a packet is addressed to; *svc caches the answer for the
@@ -353,6 +361,7 @@ static __attribute__((noinline)) bool notrack_orig(struct xlb_worker *w,
 						   struct xlb_buf *b, struct xlb_pkt *p,
 						   uint64_t now, enum xlb_verdict *v)
 {
+	bool partial;
 	uint32_t idx;
 
 	if (!svc || !svc->notrack || !notrack_client(svc, &p->tuple.src, p->tuple.family))
@@ -362,7 +371,10 @@ static __attribute__((noinline)) bool notrack_orig(struct xlb_worker *w,
 		*v = reject(w, b, svc, p, now);
 		return true;
 	}
+	partial = xlb_csum_is_partial(p);
 	xlb_nat_set_dst(p, &svc->backends[idx].ep.addr, svc->backends[idx].ep.port);
+	if (partial)
+		csum_complete(w, p);
 	w->stats.untracked++;
 	*v = send_to(w, b, p);
 	return true;
@@ -374,12 +386,16 @@ static __attribute__((noinline)) bool notrack_reply(struct xlb_worker *w,
 						    enum xlb_verdict *v)
 {
 	const struct xlb_service *svc;
+	bool partial;
 	uint32_t idx;
 
 	svc = xlb_services_find_notrack_backend(svcs, &p->tuple, &idx);
 	if (!svc || !notrack_client(svc, &p->tuple.dst, p->tuple.family))
 		return false;
+	partial = xlb_csum_is_partial(p);
 	xlb_nat_set_src(p, &svc->vip.addr, svc->vip.port);
+	if (partial)
+		csum_complete(w, p);
 	w->stats.untracked++;
 	*v = send_to(w, b, p);
 	return true;
@@ -495,7 +511,12 @@ static enum xlb_verdict handle_one(struct xlb_worker *w, struct xlb_buf *b, stru
 	}
 
 	xlb_flow_account(f, dir, p->l3_len);
-	nat_rewrite(p, f, dir);
+	/* A sender's offloaded checksum (veth: containers, pods) is only the
+	 * pseudo-header's sum; nothing after us would finish it, so the
+	 * rewrite does, as the kernel's forwarding path does
+	 * (skb_checksum_help). */
+	if (unlikely(nat_rewrite(p, f, dir)))
+		w->stats.csum_completed++;
 
 	/* The next hop's MAC, cached in the flow per direction until routes
 	 * or neighbours change (gen + 1 so a zeroed entry never matches). A

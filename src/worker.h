@@ -49,6 +49,7 @@ struct xlb_worker_stats {
 	uint64_t rejected;       /* no backend: answered with RST / port unreachable */
 	uint64_t related;        /* ICMP errors about our flows, translated and sent on */
 	uint64_t reject_limited; /* would have been rejected, over the rate limit: dropped */
+	uint64_t csum_completed; /* a sender's partial (offloaded) checksum, finished here */
 	uint64_t drop[XLB_DROP_MAX];
 };
 

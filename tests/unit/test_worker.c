@@ -58,6 +58,11 @@ static const char *config_text =
 	"port = 80\n"
 	"protocol = tcp\n"
 	"backends = [2001:2:0:2::2]:8080\n"
+	"[service dns6]\n"
+	"vip = 2001:2::100\n"
+	"port = 53\n"
+	"protocol = udp\n"
+	"backends = [2001:2:0:2::2]:5353\n"
 	"[service empty]\n"
 	"vip = 198.18.0.101\n"
 	"port = 80\n"
@@ -370,6 +375,101 @@ static void test_tcp_v6(void)
 	assert_checksums_ok(&p);
 }
 
+/* What a sender with transmit checksum offload puts in the field: the
+ * pseudo-header's sum, folded, not complemented (CHECKSUM_PARTIAL). */
+static void make_partial(struct frame *f)
+{
+	struct xlb_pkt p;
+	uint16_t c;
+
+	CU_ASSERT_EQUAL_FATAL(xlb_pkt_parse(&p, f->b, f->len), XLB_PARSE_OK);
+	c = (uint16_t)xlb_csum_pseudo(p.tuple.family, p.data + p.l3_off, p.tuple.proto, p.l4_len);
+	memcpy(p.data + p.l4_off + (p.tuple.proto == IPPROTO_TCP ? 16 : 6), &c, 2);
+	CU_ASSERT(xlb_csum_is_partial(&p));
+}
+
+/* Partial checksums from either end leave complete, NATed both ways, TCP
+ * and UDP, IPv4 and IPv6; complete ones are not touched beyond the
+ * incremental update (the counter stays). */
+static void test_partial_checksums(void)
+{
+	static const struct {
+		int family;
+		const char *client, *vip, *b1;
+	} fam[] = {
+		{ AF_INET, "198.18.0.10", "198.18.0.100", "198.18.2.2" },
+		{ AF_INET6, "2001:2::10", "2001:2::100", "2001:2:0:2::2" },
+	};
+	struct frame f;
+	struct xlb_pkt p;
+	uint64_t before;
+	char backend[XLB_ADDRSTRLEN];
+
+	for (size_t i = 0; i < sizeof(fam) / sizeof(fam[0]); i++) {
+		int af = fam[i].family;
+
+		/* TCP: a partial SYN, the backend's partial SYN-ACK, a partial
+		 * data segment, then a complete one. */
+		tcp_seq = 7000;
+		tcp_ack = 0;
+		build(&f, af, fam[i].client, 42000, fam[i].vip, 80, IPPROTO_TCP, XLB_TCP_SYN, "");
+		make_partial(&f);
+		before = w->stats.csum_completed;
+		CU_ASSERT_EQUAL_FATAL(run(&f, &p), XLB_VERDICT_TX);
+		CU_ASSERT_EQUAL(w->stats.csum_completed, before + 1);
+		CU_ASSERT_EQUAL(ntohs(p.tuple.dport), 8080);
+		assert_checksums_ok(&p);
+		xlb_addr_ntop(&p.tuple.dst, (uint8_t)af, backend, sizeof(backend));
+
+		tcp_seq = 9000;
+		tcp_ack = 7001;
+		build(&f, af, backend, 8080, fam[i].client, 42000, IPPROTO_TCP,
+		      XLB_TCP_SYN | XLB_TCP_ACK, "");
+		make_partial(&f);
+		CU_ASSERT_EQUAL_FATAL(run(&f, &p), XLB_VERDICT_TX);
+		CU_ASSERT_EQUAL(w->stats.csum_completed, before + 2);
+		CU_ASSERT(addr_is(&p.tuple.src, fam[i].vip));
+		assert_checksums_ok(&p);
+
+		tcp_seq = 7001;
+		tcp_ack = 9001;
+		build(&f, af, fam[i].client, 42000, fam[i].vip, 80, IPPROTO_TCP,
+		      XLB_TCP_ACK | XLB_TCP_PSH, "GET / HTTP/1.0\r\n\r\n!");
+		make_partial(&f);
+		CU_ASSERT_EQUAL_FATAL(run(&f, &p), XLB_VERDICT_TX);
+		CU_ASSERT_EQUAL(w->stats.csum_completed, before + 3);
+		assert_checksums_ok(&p);
+
+		tcp_seq += 19;
+		build(&f, af, fam[i].client, 42000, fam[i].vip, 80, IPPROTO_TCP, XLB_TCP_ACK, "");
+		CU_ASSERT_EQUAL_FATAL(run(&f, &p), XLB_VERDICT_TX);
+		CU_ASSERT_EQUAL(w->stats.csum_completed, before + 3);
+		assert_checksums_ok(&p);
+
+		/* UDP, odd length: the query and the answer. */
+		build(&f, af, fam[i].client, 5100, fam[i].vip, 53, IPPROTO_UDP, 0, "odd-query");
+		make_partial(&f);
+		CU_ASSERT_EQUAL_FATAL(run(&f, &p), XLB_VERDICT_TX);
+		CU_ASSERT_EQUAL(w->stats.csum_completed, before + 4);
+		CU_ASSERT(addr_is(&p.tuple.dst, fam[i].b1));
+		assert_checksums_ok(&p);
+		build(&f, af, fam[i].b1, 5353, fam[i].client, 5100, IPPROTO_UDP, 0, "answer");
+		make_partial(&f);
+		CU_ASSERT_EQUAL_FATAL(run(&f, &p), XLB_VERDICT_TX);
+		CU_ASSERT_EQUAL(w->stats.csum_completed, before + 5);
+		CU_ASSERT(addr_is(&p.tuple.src, fam[i].vip));
+		assert_checksums_ok(&p);
+	}
+
+	/* notrack forwards without a flow: completed there too. */
+	build(&f, AF_INET, "198.18.0.10", 5200, "198.18.0.103", 53, IPPROTO_UDP, 0, "q");
+	make_partial(&f);
+	before = w->stats.csum_completed;
+	CU_ASSERT_EQUAL_FATAL(run(&f, &p), XLB_VERDICT_TX);
+	CU_ASSERT_EQUAL(w->stats.csum_completed, before + 1);
+	assert_checksums_ok(&p);
+}
+
 static void test_drops(void)
 {
 	uint64_t before;
@@ -582,6 +682,7 @@ int main(void)
 		{ "connections spread over backends", test_spread_over_backends },
 		{ "UDP request and reply", test_udp_v4 },
 		{ "TCP through an IPv6 VIP", test_tcp_v6 },
+		{ "partial (offloaded) checksums completed", test_partial_checksums },
 		{ "drops are counted by reason", test_drops },
 		{ "an unresolved neighbour holds the frame", test_unresolved_neighbour_holds },
 		{ "no backend: RST and port unreachable", test_reject },
