@@ -4,10 +4,12 @@
 # The data path end to end: clients on the segment and behind a router reach
 # the VIPs over TCP and UDP, IPv4 and IPv6; load follows the weights; a
 # connection keeps its backend, across a reload too; the node's own traffic
-# still works; both queues carry traffic; stopping detaches.
+# still works; both queues carry traffic; partial checksums are completed;
+# stopping detaches. The veths keep their default offloads; meson runs it a
+# second time with XLB_LAB_OFFLOAD=off (senders with full checksums).
 #
 # XLB_LAB_LB=nft runs checks 1-5 against the kernel's nftables DNAT instead
-# of xlbd (6-8 are about xlbd and are skipped).
+# of xlbd (6-9 are about xlbd and are skipped).
 
 set -uo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -229,6 +231,42 @@ t_stop() {
 	fi
 }
 
+# 9. Checksums. With veth's default offloads (the lab's default, what
+# containers and pods have) every sender leaves partial TCP/UDP checksums
+# and xlb completes them: checks 1-4 could not pass otherwise, and the
+# workers' counter must show it. With XLB_LAB_OFFLOAD=off every checksum is
+# complete and xlb must find none partial. xlbd restarts with a metrics
+# endpoint, then HTTP and UDP go through both VIPs from both clients.
+METRICS=127.0.0.1:9109
+t_checksums() {
+	local ini=$LAB_RUN/xlb.ini n c vip ok=0 want=8 offload
+	offload=$(cat "$LAB_RUN/offload")
+	lab stop-xlbd >/dev/null 2>&1
+	sed "s/^\[global\]\$/&\nmetrics = $METRICS/" "$ini" >"$ini.tmp" && mv "$ini.tmp" "$ini"
+	if ! lab start-xlbd >/dev/null; then
+		fail "9 checksums: xlbd did not start with a metrics endpoint"
+		return
+	fi
+	for c in c1 c2; do
+		for vip in "$VIP4" "$VIP6"; do
+			[[ -n $(backend_of "$(http_get "$c" "http://${vip/*:*/[$vip]}/")") ]] && ok=$((ok + 1))
+			grep -q "^from=$vip port=53 data=b[123]:" <<<"$(lab udp "$c" "$vip" 53 cs 2>&1)" &&
+				ok=$((ok + 1))
+		done
+	done
+	n=$(lab_exec lb curl -s --noproxy '*' -m 3 "http://$METRICS/metrics" |
+		awk '/^xlb_worker_csum_completed_total/ { n += $2 } END { print n + 0 }')
+	if ((ok != want)); then
+		fail "9 checksums (offload $offload): $ok of $want exchanges through the VIPs worked"
+	elif [[ $offload == off ]] && ((n != 0)); then
+		fail "9 checksums (offload off): xlb completed $n checksums, but every sender's was complete"
+	elif [[ $offload != off ]] && ((n == 0)); then
+		fail "9 checksums (default offloads): no partial checksum completed, yet senders offload"
+	else
+		pass "9 checksums (offload $offload): $want exchanges, $n partial checksums completed"
+	fi
+}
+
 t_http
 t_udp
 t_load "$VIP4"
@@ -239,9 +277,10 @@ t_node
 if lab_is_xlbd; then
 	t_reload
 	t_queues
+	t_checksums
 	t_stop
 else
-	skip "6 reload, 7 queues, 8 stop: xlbd only (load balancer: $XLB_LAB_LB)"
+	skip "6 reload, 7 queues, 8 stop, 9 checksums: xlbd only (load balancer: $XLB_LAB_LB)"
 fi
 
 lab_summary
