@@ -498,10 +498,13 @@ int xlb_tcp_make_rst(uint8_t *frame, uint32_t *len, const struct xlb_pkt *p)
 		return -EINVAL;
 	flags = tcp[13];
 	/* No RST for a RST (RFC 793), nor for a segment the stack would have
-	 * dropped for its checksum (nf_reject checks it too). */
+	 * dropped for its checksum (nf_reject checks it too). A partial
+	 * checksum (the sender offloads it: it never crossed a wire) is
+	 * trusted, as nf_ip_checksum() trusts CHECKSUM_PARTIAL. */
 	if (flags & XLB_TCP_RST)
 		return -EINVAL;
-	if (!csum_ok(tcp, p->l4_len, xlb_csum_pseudo(p->tuple.family, ip, IPPROTO_TCP, p->l4_len)))
+	if (!csum_ok(tcp, p->l4_len, xlb_csum_pseudo(p->tuple.family, ip, IPPROTO_TCP, p->l4_len)) &&
+	    !xlb_csum_is_partial(p))
 		return -EINVAL;
 	if (!may_answer(p))
 		return -EINVAL;

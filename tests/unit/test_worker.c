@@ -529,6 +529,18 @@ static void test_reject(void)
 	CU_ASSERT_EQUAL(memcmp(f.b, client_mac, 6), 0);
 	assert_checksums_ok(&p);
 
+	/* A partial checksum (an offloading sender) is trusted as the
+	 * kernel's nf_reject trusts CHECKSUM_PARTIAL; a wrong one is not
+	 * answered. */
+	build(&f, AF_INET, "198.18.0.10", 40101, "198.18.0.102", 80, IPPROTO_TCP, XLB_TCP_SYN, "");
+	make_partial(&f);
+	CU_ASSERT_EQUAL_FATAL(run(&f, &p), XLB_VERDICT_TX);
+	CU_ASSERT(p.tcp_flags & XLB_TCP_RST);
+	assert_checksums_ok(&p);
+	build(&f, AF_INET, "198.18.0.10", 40102, "198.18.0.102", 80, IPPROTO_TCP, XLB_TCP_SYN, "");
+	f.b[14 + 20 + 16] ^= 0x5a;
+	CU_ASSERT_EQUAL(run(&f, NULL), XLB_VERDICT_DROP);
+
 	/* UDP: an ICMP port unreachable from the VIP, quoting the datagram;
 	 * the frame grows, within its capacity. */
 	build(&f, AF_INET, "198.18.0.10", 5001, "198.18.0.102", 53, IPPROTO_UDP, 0, "q");
