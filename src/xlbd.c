@@ -36,6 +36,7 @@
 #include "service.h"
 #include "worker.h"
 #include "xdp.h"
+#include "xsk.h"
 
 #define TICK_MS 100
 /* GC pacing. Expired entries never match and are taken first by early
@@ -107,6 +108,50 @@ static int count_rx_queues(const char *ifname)
 			break;
 	}
 	return n ? n : 1;
+}
+
+/*
+ * Generic (skb) XDP runs after GRO and gets packets as the stack has them:
+ * GRO or LRO on the interface, and on a veth the peer's TSO/GSO (veth only
+ * stops offering those to the peer of a native XDP program), hand the
+ * program TCP segments of up to 64 KiB, which no AF_XDP frame holds: the
+ * kernel drops them (the sockets' rx_dropped) and bulk transfers stall.
+ * Say so once, naming the interface and what is on; nothing is changed
+ * behind the operator's back.
+ */
+static void warn_generic_offloads(const char *ifname)
+{
+	struct ethtool_value gro = { .cmd = ETHTOOL_GGRO }, flags = { .cmd = ETHTOOL_GFLAGS };
+	struct ethtool_drvinfo drv = { .cmd = ETHTOOL_GDRVINFO };
+	struct ifreq ifr = { 0 };
+	bool is_gro = false, is_lro = false, is_veth = false;
+	char on[64], fix[160];
+	int fd;
+
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+	ifr.ifr_data = (void *)&gro;
+	is_gro = ioctl(fd, SIOCETHTOOL, &ifr) == 0 && gro.data;
+	ifr.ifr_data = (void *)&flags;
+	is_lro = ioctl(fd, SIOCETHTOOL, &ifr) == 0 && (flags.data & ETH_FLAG_LRO);
+	ifr.ifr_data = (void *)&drv;
+	is_veth = ioctl(fd, SIOCETHTOOL, &ifr) == 0 && !strcmp(drv.driver, "veth");
+	close(fd);
+	if (!is_gro && !is_lro && !is_veth)
+		return;
+	snprintf(on, sizeof(on), "%s%s%s%s%s", is_gro ? "GRO" : "",
+		 is_gro && (is_lro || is_veth) ? ", " : "", is_lro ? "LRO" : "",
+		 is_lro && is_veth ? ", " : "", is_veth ? "the veth peer's TSO/GSO" : "");
+	snprintf(fix, sizeof(fix), "%s%s%s%s%s", is_gro || is_lro ? "ethtool -K " : "",
+		 is_gro || is_lro ? ifname : "", is_gro ? " gro off" : "", is_lro ? " lro off" : "",
+		 is_veth ? (is_gro || is_lro ? "; on the peer: ethtool -K PEER tso off gso off" :
+			    "on the peer: ethtool -K PEER tso off gso off") : "");
+	xlb_warn("%s: XDP runs in generic mode, on packets as the stack has them: with %s, TCP "
+		 "segments over %u bytes reach it and are dropped (AF_XDP rx_dropped), so bulk "
+		 "transfers stall; use xdp_mode = native where the driver has it, or %s",
+		 ifname, on, XLB_XSK_FRAME_SIZE - 256, fix);
 }
 
 /* A flow left the table: its backend's counters take what it carried. */
@@ -736,6 +781,8 @@ static int start(struct xlbd *d)
 	err = xlb_xdp_attach(d->xdp, g->xdp_mode, &used);
 	if (err)
 		return err;
+	if (used == XLB_XDP_GENERIC)
+		warn_generic_offloads(g->interface);
 	for (uint32_t i = 0; i < d->n_workers; i++) {
 		err = xlb_worker_start(&d->workers[i]);
 		if (err) {
